@@ -1,0 +1,230 @@
+"""params.yaml parsed once into typed, validated config objects (DESIGN principle 2).
+
+Unknown keys, wrong types and impossible values fail before any work starts, and the
+error names the key, e.g. ``params.yaml: train.batch_size: must be greater than 0``.
+Each model family validates its own ``train.model`` section through the model registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gan.errors import GanError
+
+PositiveInt = Field(gt=0)
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, defaults are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+
+class PrepareConfig(Section):
+    dataset: Literal["digits", "digits-restyled"] = "digits"
+    out: str = "data/raw/digits"
+
+
+class PreprocessConfig(Section):
+    input: str = "data/raw/digits"
+    output: str = "data/processed/digits"
+    resolution: int = 32
+    channels: Literal[1, 3] = 1
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    min_size: int = Field(8, gt=0)
+    seed: int = 0
+    shard_size: int = Field(4096, gt=0)
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v < 8 or v > 1024 or v & (v - 1):
+            raise ValueError("must be a power of two between 8 and 1024")
+        return v
+
+
+class AugmentConfig(Section):
+    flip: bool = False
+    translate: float = Field(0.0, ge=0.0, le=0.5)
+
+
+class OptimConfig(Section):
+    g_lr: float = Field(2e-4, gt=0.0)
+    d_lr: float = Field(2e-4, gt=0.0)
+    g_betas: tuple[float, float] = (0.5, 0.999)
+    d_betas: tuple[float, float] = (0.5, 0.999)
+
+    @field_validator("g_betas", "d_betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("each beta must be in [0, 1)")
+        return v
+
+
+class EmaConfig(Section):
+    decay: float = Field(0.999, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(100, ge=0)
+
+
+class LrScheduleConfig(Section):
+    """Constant learning rate, then linear decay to zero (CycleGAN); decay_steps 0 = constant."""
+
+    constant_steps: int = Field(0, ge=0)
+    decay_steps: int = Field(0, ge=0)
+
+
+class ModelConfig(Section):
+    """Base of each family's model section; the family field picks the subclass."""
+
+    family: str
+
+
+class TrainConfig(Section):
+    data: str = "data/processed/digits"
+    runs_dir: str = "runs"
+    run: str = "default"
+    seed: int = 0
+    steps: int = Field(2000, gt=0)
+    batch_size: int = Field(64, gt=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
+    model: ModelConfig = Field(default_factory=lambda: {"family": "dcgan"})
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    lr_schedule: LrScheduleConfig = Field(default_factory=LrScheduleConfig)
+    ema: EmaConfig = Field(default_factory=EmaConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    log_every: int = Field(50, gt=0)
+    sample_every: int = Field(500, gt=0)
+    checkpoint_every: int = Field(500, gt=0)
+    keep_checkpoints: int = Field(2, gt=0)
+    grid_size: int = Field(64, gt=0)
+    resume: bool = True
+    init_from: str | None = None
+    progress: bool = True
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _family_model(cls, v: Any) -> ModelConfig:
+        from gan.models import family_config_class
+
+        if isinstance(v, ModelConfig):
+            return v
+        if not isinstance(v, dict) or "family" not in v:
+            raise ValueError("must be a mapping with a 'family' key")
+        try:
+            config_class = family_config_class(v["family"])
+        except GanError as exc:
+            raise ValueError(str(exc)) from None
+        return config_class.model_validate(v)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.run
+
+
+class ClassifierConfig(Section):
+    """The offline feature extractor: a small CNN trained on the train split."""
+
+    data: str = "data/processed/digits"
+    output: str = "models/classifier"
+    epochs: int = Field(8, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0.0)
+    feature_dim: int = Field(128, gt=0)
+    seed: int = 0
+
+
+class EvaluateConfig(Section):
+    data: str = "data/processed/digits"
+    run_dir: str = "runs/default"
+    output: str = "reports/evaluate"
+    extractor: str = "classifier"  # classifier | inception-v3-compat | a registered name
+    classifier: str = "models/classifier"
+    inception_weights: str | None = None
+    num_samples: int | None = Field(None, gt=0)  # default: size of the train split
+    batch_size: int = Field(64, gt=0)
+    seed: int = 0
+    metrics: list[Literal["fid", "kid", "isc", "prc"]] = ["fid", "kid", "isc", "prc"]
+    kid_subset_size: int = Field(100, gt=1)
+    truncation: float = Field(1.0, gt=0.0)
+    cache_dir: str = ".cache/fidelity"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+
+class PromoteConfig(Section):
+    registry: str = "registry"
+    metrics: str = "reports/evaluate/metrics.json"
+    run_dir: str = "runs/default"
+    primary_metric: str = "fid"
+    mode: Literal["min", "max"] = "min"
+    margin: float = Field(0.0, ge=0.0)
+    report: str = "reports/promote"
+
+
+class Params(Section):
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise GanError(f"{source}: must be a mapping of sections")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise GanError(_format_error(exc, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Read and validate params.yaml; `overrides` are dotted ``key=value`` pairs (YAML values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise GanError(f"{path}: not valid YAML ({exc})") from None
+    for item in overrides or []:
+        apply_override(data, item)
+    return parse_params(data, str(path))
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    if "=" not in item:
+        raise GanError(f"override {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise GanError(f"override {item!r}: {p} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def dump_section(section: BaseModel) -> dict[str, Any]:
+    """A JSON-safe dict of a section, for checkpoints, metrics and the registry."""
+    return section.model_dump(mode="json")

@@ -1,0 +1,73 @@
+"""The exported generator: safetensors weights plus a JSON config, usable without a checkpoint.
+
+This is what evaluation measures, what the registry promotes and what `gan sample` and
+`gan translate` load. Loading never executes code from a file (DESIGN principle 5).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gan.errors import GanError
+from gan.io import atomic_path, write_json
+from gan.models import get_family
+from gan.models.family import DataInfo
+
+WEIGHTS = "generator.safetensors"
+CONFIG = "generator.json"
+
+
+@dataclass
+class Exported:
+    family: Any  # the GANFamily subclass
+    generator: nn.Module
+    meta: dict[str, Any]
+    data: DataInfo
+
+
+def save_export(
+    out_dir: str | Path,
+    family_name: str,
+    model_cfg: dict[str, Any],
+    data: DataInfo,
+    generator: nn.Module,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
+    with atomic_path(out_dir / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp))
+    meta = {"family": family_name, "model": model_cfg, "data": data.to_dict(), **(extra or {})}
+    write_json(out_dir / CONFIG, meta)
+    return out_dir
+
+
+def load_export(path: str | Path, device: str | torch.device = "cpu") -> Exported:
+    """Rebuild the generator from an export directory; errors name the file at fault."""
+    path = Path(path)
+    weights, config = path / WEIGHTS, path / CONFIG
+    for f in (weights, config):
+        if not f.is_file():
+            raise GanError(f"{f}: exported generator file not found")
+    try:
+        meta = json.loads(config.read_text())
+        family = get_family(meta["family"])
+        cfg = family.config_class.model_validate(meta["model"])
+        data = DataInfo(**meta["data"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GanError(f"{config}: not a valid generator config ({exc})") from None
+    G = family.build_generator(cfg, data)
+    try:
+        state = load_file(str(weights))
+        G.load_state_dict(state)
+    except Exception as exc:
+        raise GanError(f"{weights}: cannot load generator weights ({exc})") from None
+    return Exported(family=family, generator=G.to(device).eval(), meta=meta, data=data)

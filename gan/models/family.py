@@ -1,0 +1,111 @@
+"""The contract between a model family and the generic trainer (DESIGN principle 3).
+
+A family owns its networks and states its objective as phases, the way stylegan2-ada's
+training/loss.py does: G main, G regularisation, D main, D regularisation. The trainer
+runs the phases, steps the optimisers, keeps EMA copies and checkpoints; it never looks
+at a family's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gan.config import ModelConfig, OptimConfig
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[Batch, int], tuple[torch.Tensor, dict[str, float]]]
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a family needs to know about the data to size its networks."""
+
+    resolution: int
+    channels: int
+    num_classes: int = 0  # 0: no labels
+    domains: int = 1  # 2 for unpaired translation data
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Phase:
+    """One term of the objective: the loss it computes and the optimiser it steps."""
+
+    name: str
+    optimizer: str
+    loss: LossFn
+    every: int = 1  # lazy regularisation: run on steps where step % every == 0
+    repeats: int = 1  # e.g. critic steps per generator step; each repeat takes a fresh batch
+
+
+@dataclass
+class OptimizerSpec:
+    params: list[nn.Parameter]
+    lr: float
+    betas: tuple[float, float]
+    extra_groups: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GANFamily:
+    """Base class of every model family.
+
+    Subclasses set `name` and `config_class`, build `self.nets` in __init__ and implement
+    `phases`, `optimizers`, `build_generator` and `generate`. `ema` maps an EMA copy's name
+    to the net it follows; the trainer creates and updates those copies in `self.nets`.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]]
+    ema: ClassVar[dict[str, str]] = {"G_ema": "G"}
+    export_net: ClassVar[str] = "G_ema"
+
+    def __init__(
+        self, cfg: ModelConfig, data: DataInfo, optim: OptimConfig, device: torch.device, augment: Augment
+    ) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.optim = optim
+        self.device = device
+        self.augment = augment
+        self.nets: dict[str, nn.Module] = {}
+        self.noise = torch.Generator(device=device)
+
+    # -- objective -----------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        raise NotImplementedError
+
+    # -- state beyond nets and optimisers (image pools, running averages) ---------------
+    def extra_state(self) -> dict[str, Any]:
+        return {"noise": self.noise.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.noise.set_state(state["noise"])
+
+    # -- using a trained generator -------------------------------------------------------
+    @classmethod
+    def build_generator(cls, cfg: ModelConfig, data: DataInfo) -> nn.Module:
+        """The exported network (the EMA generator) with freshly initialised weights."""
+        raise NotImplementedError
+
+    @classmethod
+    def generate(
+        cls,
+        G: nn.Module,
+        n: int,
+        generator: torch.Generator,
+        labels: torch.Tensor | None = None,
+        truncation: float = 1.0,
+    ) -> torch.Tensor:
+        """`n` images in [-1, 1], NCHW, from the latents that `generator` draws."""
+        raise NotImplementedError
