@@ -1,0 +1,1 @@
+"""Datasets: built-in data (prepare), validation and resizing (preprocess), tensor shards."""

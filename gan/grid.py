@@ -1,0 +1,36 @@
+"""Sample grids: the picture a person looks at to judge a generator."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from gan.io import write_bytes
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float (or uint8 already) NCHW -> uint8 NCHW on the CPU."""
+    if images.dtype == torch.uint8:
+        return images.cpu()
+    x = (images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+    """Write images as one PNG grid, atomically; `scale` enlarges small images for viewing."""
+    x = to_uint8(images)
+    if scale > 1:
+        x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(len(x)))))
+    grid = make_grid(x, nrow=nrow, padding=2, pad_value=255)
+    array = grid.permute(1, 2, 0).numpy()
+    img = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_bytes(path, buf.getvalue())
+    return Path(path)
