@@ -21,7 +21,9 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return x.round().to(torch.uint8)
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+def save_grid(
+    images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1
+) -> Path:
     """Write images as one PNG grid, atomically; `scale` enlarges small images for viewing."""
     x = to_uint8(images)
     if scale > 1:

@@ -62,7 +62,9 @@ def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated or not a torch file
-        raise GanError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise GanError(
+            f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

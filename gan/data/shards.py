@@ -82,7 +82,9 @@ def load_split(processed_dir: str | Path, split: str) -> SplitData:
         labels = torch.cat([p["labels"] for p in parts])
         domains = torch.cat([p["domains"] for p in parts])
     except (KeyError, TypeError, RuntimeError) as exc:
-        raise GanError(f"{processed_dir}: shards of split {split!r} are malformed ({exc})") from None
+        raise GanError(
+            f"{processed_dir}: shards of split {split!r} are malformed ({exc})"
+        ) from None
     if images.dtype != torch.uint8 or len(images) != splits[split]["count"]:
         raise GanError(f"{processed_dir}: shards of split {split!r} do not match manifest.json")
     return SplitData(images, labels, domains, manifest)

@@ -68,7 +68,12 @@ class GANFamily:
     export_net: ClassVar[str] = "G_ema"
 
     def __init__(
-        self, cfg: ModelConfig, data: DataInfo, optim: OptimConfig, device: torch.device, augment: Augment
+        self,
+        cfg: ModelConfig,
+        data: DataInfo,
+        optim: OptimConfig,
+        device: torch.device,
+        augment: Augment,
     ) -> None:
         self.cfg = cfg
         self.data = data
@@ -77,6 +82,16 @@ class GANFamily:
         self.augment = augment
         self.nets: dict[str, nn.Module] = {}
         self.noise = torch.Generator(device=device)
+
+    # -- data --------------------------------------------------------------------------
+    @classmethod
+    def make_loader(
+        cls, split, batch_size: int, device: torch.device, seed: int, flip: bool, memory_format
+    ):
+        """The batch source for this family; unpaired families override it to give A and B."""
+        from gan.data.loader import BatchLoader
+
+        return BatchLoader(split, batch_size, device, seed, flip=flip, memory_format=memory_format)
 
     # -- objective -----------------------------------------------------------------------
     def phases(self) -> list[Phase]:

@@ -1,0 +1,153 @@
+"""The `gan` command: one stage at a time, and using a trained model.
+
+Every stage command reads params.yaml (validated before any work) and calls the one
+function that implements the stage; `-S section.key=value` overrides a param.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from gan.errors import GanError
+
+
+def _params(args: argparse.Namespace):
+    from gan.config import load_params
+
+    return load_params(args.params, args.set)
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def cmd_prepare(args):
+    from gan.data.builtin import prepare
+
+    print(prepare(_params(args).prepare))
+
+
+def cmd_preprocess(args):
+    from gan.data.preprocess import preprocess
+
+    m = preprocess(_params(args).preprocess)
+    counts = {k: v["count"] for k, v in m["splits"].items()}
+    print(f"preprocessed: {counts}, rejected {len(m['rejected'])}, hash {m['content_hash'][:12]}")
+
+
+def cmd_train(args):
+    from gan.training.loop import train
+
+    cfg = _params(args).train
+    if args.fresh:
+        cfg = cfg.model_copy(update={"resume": False})
+    summary = train(cfg)
+    print(f"trained {summary['run_id']} in {summary['seconds']} s ({summary['img_per_s']} img/s)")
+
+
+def cmd_classifier(args):
+    from gan.metrics.classifier import train_classifier
+
+    _print(train_classifier(_params(args).classifier))
+
+
+def cmd_evaluate(args):
+    from gan.metrics.evaluate import evaluate
+
+    _print(evaluate(_params(args).evaluate))
+
+
+def cmd_promote(args):
+    from gan.promote import promote
+
+    decision = promote(_params(args).promote)
+    print(f"{decision['decision']}: {decision['reason']}")
+
+
+def cmd_registry(args):
+    from gan import registry
+
+    root = args.registry or _params(args).promote.registry
+    if args.action == "list":
+        frame = registry.list_versions(root)
+        print(frame.to_string(index=False) if len(frame) else "registry is empty")
+    elif args.action == "show":
+        _print(registry.show(root, args.version or "champion"))
+    elif args.action == "rollback":
+        record = registry.rollback(root, args.version, reason=args.reason)
+        print(f"champion is now v{record['version']}")
+
+
+def cmd_sample(args):
+    from gan.sample import sample
+
+    registry_root = args.registry or _params(args).promote.registry
+    out = sample(
+        args.model,
+        args.n,
+        args.out,
+        seed=args.seed,
+        truncation=args.truncation,
+        registry=registry_root,
+    )
+    print(out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gan", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def stage(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.add_argument(
+            "-p", "--params", default="params.yaml", help="params file (default params.yaml)"
+        )
+        sp.add_argument(
+            "-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="override a param"
+        )
+        sp.set_defaults(fn=fn)
+        return sp
+
+    stage("prepare", cmd_prepare, "materialise a built-in dataset into data/raw")
+    stage("preprocess", cmd_preprocess, "validate, resize and shard a dataset")
+    t = stage("train", cmd_train, "train (resumes the run's latest checkpoint by default)")
+    t.add_argument("--fresh", action="store_true", help="ignore existing checkpoints of the run")
+    stage("classifier", cmd_classifier, "train the offline feature extractor for evaluation")
+    stage("evaluate", cmd_evaluate, "FID/KID/IS/precision-recall of a run's generator")
+    stage(
+        "promote",
+        cmd_promote,
+        "record the run in the registry; promote it if it beats the champion",
+    )
+    r = stage("registry", cmd_registry, "list, show or roll back registry versions")
+    r.add_argument("action", choices=["list", "show", "rollback"])
+    r.add_argument("version", nargs="?", help="e.g. 3, v3 or champion")
+    r.add_argument("--reason", default="manual rollback")
+    r.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    s = stage("sample", cmd_sample, "sample images from a trained generator into a PNG grid")
+    s.add_argument(
+        "--model", default="champion", help="champion, a registry version (v3) or an export dir"
+    )
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("--out", default="samples.png")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--truncation", type=float, default=1.0)
+    s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except GanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The generic training loop and what it keeps: EMA, checkpoints, logs, sample grids."""

@@ -1,0 +1,23 @@
+"""Exponential moving average of generator weights, with a warm-up.
+
+During warm-up the average simply copies the weights (early weights are noise and would
+drag the average for thousands of steps); afterwards it decays at `decay` per step.
+Buffers (batch-norm statistics) are copied, not averaged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def ema_beta(step: int, decay: float, warmup_steps: int) -> float:
+    return 0.0 if step < warmup_steps else decay
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, source: nn.Module, beta: float) -> None:
+    for p_ema, p in zip(ema.parameters(), source.parameters(), strict=True):
+        p_ema.lerp_(p.detach(), 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), source.buffers(), strict=True):
+        b_ema.copy_(b)

@@ -1,0 +1,182 @@
+"""`gan train`: the training loop and nothing else (stylegan2-ada's training_loop.py spirit).
+
+Runs each phase of the family's objective, keeps the EMA generator, logs a row per
+`log_every` steps, saves fixed-latent grids and checkpoints, and exports the generator.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from gan.config import TrainConfig, dump_section
+from gan.data.shards import load_split
+from gan.device import pick_device, pick_precision
+from gan.errors import GanError
+from gan.export import save_export
+from gan.grid import save_grid
+from gan.io import load_torch, write_json
+from gan.losses import grad_norm
+from gan.progress import progress
+from gan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside
+from gan.training.ema import ema_beta, update_ema
+from gan.training.inference import inference_copy
+from gan.training.log import MetricsLog
+from gan.training.session import Session
+
+GRID_SEED = 20_200_202
+
+
+def _log(msg: str) -> None:
+    tqdm.write(f"[train] {msg}")
+
+
+def _restore(session: Session, cfg: TrainConfig) -> None:
+    """Resume from this run's latest checkpoint when it fits; otherwise warm-start or fresh."""
+    run_dir = cfg.run_dir
+    latest = latest_checkpoint(run_dir) if cfg.resume else None
+    if latest is not None:
+        state = load_checkpoint(latest)
+        if state["fingerprint"] == session.fingerprint and state["step"] <= cfg.steps:
+            session.load_state_dict(state, latest)
+            _log(f"resumed from {latest} at step {session.step}")
+            return
+        moved = set_aside(run_dir)
+        _log(f"checkpoints in {run_dir} are from other params or data; moved to {moved}")
+    elif not cfg.resume and latest_checkpoint(run_dir) is not None:
+        set_aside(run_dir)
+    if cfg.init_from:
+        session.warm_start(load_torch(cfg.init_from), cfg.init_from)
+        _log(f"warm-started networks from {cfg.init_from}")
+
+
+def _grid(session: Session, cfg: TrainConfig, path: Path) -> None:
+    family, device = session.family, session.precision.device
+    labels_for = _labels_for(session.data.num_classes)
+    G = inference_copy(family.nets[family.export_net], family, labels_for)
+    gen = torch.Generator(device=device).manual_seed(GRID_SEED + cfg.seed)
+    labels = labels_for(cfg.grid_size, device) if labels_for else None
+    with torch.no_grad():
+        images = family.generate(G, cfg.grid_size, gen, labels=labels)
+    save_grid(images, path, scale=max(1, 64 // session.data.resolution))
+
+
+def _labels_for(num_classes: int):
+    if num_classes <= 0:
+        return None
+    return lambda n, device: torch.arange(n, device=device) % num_classes
+
+
+def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for phase in session.family.phases():
+        if step % phase.every:
+            continue
+        opt = session.optimizers[phase.optimizer]
+        session.train_only(phase.optimizer)
+        for _ in range(phase.repeats):
+            batch = session.loader.next()
+            with session.precision.autocast():
+                loss, extra = phase.loss(batch, step)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss of phase {phase.name} is {float(loss)} at step {step + 1}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if measure:
+                row[f"gradnorm_{phase.name}"] = grad_norm(session.params_of(phase.optimizer))
+            opt.step()
+        if measure:
+            row[f"loss_{phase.name}"] = float(loss)
+            row.update({f"{phase.name}_{k}": v for k, v in extra.items()})
+    return row
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume) the run in cfg.run_dir; returns the run summary also in run.json."""
+    device = pick_device(cfg.device)
+    precision = pick_precision(device, cfg.precision, cfg.channels_last)
+    split = load_split(cfg.data, "train")
+    session = Session(cfg, split, precision)
+    run_dir = cfg.run_dir
+    _restore(session, cfg)
+    log = MetricsLog(run_dir / "log.csv", resume_step=session.step)
+    family = session.family
+    start_step, t0 = session.step, time.perf_counter()
+    last_time, last_step = t0, start_step
+    bar = progress(cfg.steps, "train", initial=start_step, unit="step", disable=not cfg.progress)
+    ckpt = latest_checkpoint(run_dir)
+    for step in range(start_step, cfg.steps):
+        done = step + 1
+        last = done == cfg.steps
+        measure = done % cfg.log_every == 0 or last
+        try:
+            row = _run_phases(session, step, measure)
+        except FloatingPointError as exc:
+            bar.close()
+            kept = (
+                f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written yet"
+            )
+            raise GanError(f"training stopped: {exc}; {kept}") from None
+        for sch in session.schedulers.values():
+            sch.step()
+        beta = ema_beta(step, cfg.ema.decay, cfg.ema.warmup_steps)
+        for ema_name, source in family.ema.items():
+            update_ema(family.nets[ema_name], family.nets[source], beta)
+        session.step = done
+        bar.update(1)
+        if measure:
+            now = time.perf_counter()
+            img_s = (done - last_step) * cfg.batch_size / max(now - last_time, 1e-9)
+            last_time, last_step = now, done
+            lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in session.optimizers.items()}
+            log.append({"step": done, **row, **lrs, "img_per_s": img_s})
+            bar.set_postfix(
+                {k: f"{v:.3g}" for k, v in row.items() if k.startswith("loss_")}
+                | {"img/s": f"{img_s:.0f}"}
+            )
+        if done % cfg.sample_every == 0 or last:
+            _grid(session, cfg, run_dir / "samples" / f"step-{done:08d}.png")
+        if done % cfg.checkpoint_every == 0 or last:
+            ckpt = save_checkpoint(run_dir, done, session.state_dict(), cfg.keep_checkpoints)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return _finish(session, cfg, seconds, start_step)
+
+
+def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int) -> dict[str, Any]:
+    family, run_dir = session.family, cfg.run_dir
+    G = inference_copy(
+        family.nets[family.export_net], family, _labels_for(session.data.num_classes)
+    )
+    save_export(run_dir / "export", family.name, dump_section(cfg.model), session.data, G)
+    _grid(session, cfg, run_dir / "samples.png")
+    ckpt = latest_checkpoint(run_dir)
+    trained = cfg.steps - start_step
+    summary = {
+        "run_id": f"{cfg.run}-{session.fingerprint}-{cfg.steps}",
+        "run": cfg.run,
+        "family": family.name,
+        "params": session.params,
+        "fingerprint": session.fingerprint,
+        "data": cfg.data,
+        "data_hash": session.data_hash,
+        "steps": cfg.steps,
+        "resumed_from_step": start_step,
+        "checkpoint": str(ckpt) if ckpt else None,
+        "export": str(run_dir / "export"),
+        "device": str(session.precision.device),
+        "bf16": session.precision.bf16,
+        "seconds": round(seconds, 2),
+        "img_per_s": round(trained * cfg.batch_size / seconds, 1)
+        if seconds > 0 and trained
+        else None,
+    }
+    write_json(run_dir / "run.json", summary)
+    _log(f"done: {cfg.steps} steps, export in {run_dir / 'export'}")
+    return summary

@@ -1,0 +1,134 @@
+"""Everything a training run holds in memory, and its exact save/restore.
+
+The session is built the same way whether a run starts or resumes; resuming then loads
+every piece of state, so the continuation matches an uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan.config import TrainConfig, dump_section
+from gan.data.augment import DiffAugment
+from gan.data.shards import SplitData
+from gan.device import Precision
+from gan.errors import GanError
+from gan.models import get_family
+from gan.models.family import DataInfo, GANFamily
+from gan.training.checkpoint import fingerprint
+
+
+def data_info(manifest: dict[str, Any]) -> DataInfo:
+    return DataInfo(
+        resolution=int(manifest["resolution"]),
+        channels=int(manifest["channels"]),
+        num_classes=len(manifest.get("classes") or []),
+        domains=max(1, len(manifest.get("domains") or [])),
+    )
+
+
+def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
+    """1 for `constant_steps`, then linear decay to 0 over `decay_steps` (0: constant)."""
+    if decay_steps <= 0 or step < constant_steps:
+        return 1.0
+    return max(0.0, 1.0 - (step - constant_steps) / decay_steps)
+
+
+class Session:
+    def __init__(self, cfg: TrainConfig, split: SplitData, precision: Precision) -> None:
+        self.cfg = cfg
+        self.precision = precision
+        device = precision.device
+        self.data = data_info(split.manifest)
+        self.data_hash = split.manifest["content_hash"]
+        self.params = dump_section(cfg)
+        self.fingerprint = fingerprint(self.params, self.data_hash)
+        torch.manual_seed(cfg.seed)  # network initialisation
+        self.augment = DiffAugment(cfg.augment.translate, device, cfg.seed + 2)
+        family_cls = get_family(cfg.model.family)
+        try:
+            self.family: GANFamily = family_cls(
+                cfg.model, self.data, cfg.optim, device, self.augment
+            )
+        except ValueError as exc:
+            raise GanError(f"train.model: {exc}") from None
+        self.family.noise.manual_seed(cfg.seed + 3)
+        nets = self.family.nets
+        for ema_name, source in self.family.ema.items():
+            nets[ema_name] = copy.deepcopy(nets[source]).eval().requires_grad_(False)
+        for net in nets.values():
+            net.to(device=device, memory_format=precision.memory_format())
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        sched = cfg.lr_schedule
+        for name, spec in self.family.optimizers().items():
+            groups = [{"params": spec.params}, *spec.extra_groups]
+            opt = torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas)
+            self.optimizers[name] = opt
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: lr_factor(s, sched.constant_steps, sched.decay_steps)
+            )
+        self.loader = self.family.make_loader(
+            split, cfg.batch_size, device, cfg.seed + 1, cfg.augment.flip, precision.memory_format()
+        )
+        self.step = 0
+
+    # -- which parameters a phase trains ------------------------------------------------
+    def train_only(self, optimizer: str) -> None:
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    p.requires_grad_(name == optimizer)
+
+    def params_of(self, optimizer: str) -> list[nn.Parameter]:
+        return [p for g in self.optimizers[optimizer].param_groups for p in g["params"]]
+
+    # -- checkpoint state ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "fingerprint": self.fingerprint,
+            "params": self.params,
+            "data": self.data.to_dict(),
+            "data_hash": self.data_hash,
+            "nets": {k: v.state_dict() for k, v in self.family.nets.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "loader": self.loader.state_dict(),
+                "augment": self.augment.state_dict(),
+                "family": self.family.extra_state(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any], source: str | Path) -> None:
+        try:
+            for k, net in self.family.nets.items():
+                net.load_state_dict(state["nets"][k])
+            for k, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][k])
+            for k, sch in self.schedulers.items():
+                sch.load_state_dict(state["schedulers"][k])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.loader.load_state_dict(state["rng"]["loader"])
+            self.augment.load_state_dict(state["rng"]["augment"])
+            self.family.load_extra_state(state["rng"]["family"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise GanError(
+                f"{source}: checkpoint does not fit this model ({type(exc).__name__}: {exc})"
+            ) from None
+        self.step = int(state["step"])
+
+    def warm_start(self, state: dict[str, Any], source: str | Path) -> None:
+        """Initialise networks (only) from another run's checkpoint."""
+        try:
+            for k, net in self.family.nets.items():
+                net.load_state_dict(state["nets"][k])
+        except (KeyError, RuntimeError) as exc:
+            raise GanError(f"{source}: cannot warm-start from this checkpoint ({exc})") from None
