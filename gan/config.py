@@ -115,8 +115,9 @@ class TrainConfig(Section):
 
         if isinstance(v, ModelConfig):
             return v
-        if not isinstance(v, dict) or "family" not in v:
+        if not isinstance(v, dict):
             raise ValueError("must be a mapping with a 'family' key")
+        v = {"family": "dcgan", **v}
         try:
             config_class = family_config_class(v["family"])
         except GanError as exc:

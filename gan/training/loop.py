@@ -92,7 +92,7 @@ def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
                 row[f"gradnorm_{phase.name}"] = grad_norm(session.params_of(phase.optimizer))
             opt.step()
         if measure:
-            row[f"loss_{phase.name}"] = float(loss)
+            row[f"loss_{phase.name}"] = float(loss.detach())
             row.update({f"{phase.name}_{k}": v for k, v in extra.items()})
     return row
 

@@ -1,0 +1,58 @@
+"""Shared fixtures: small real datasets built from scikit-learn's digits, no download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("GIT_AUTHOR_NAME", "ganops-tests")
+os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@ganops.invalid")
+os.environ.setdefault("GIT_COMMITTER_NAME", "ganops-tests")
+os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@ganops.invalid")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def digits_tensors(resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0
+    x = F.interpolate(x, size=resolution, mode="bilinear", align_corners=False)
+    return (x * 255).round().clamp(0, 255).to(torch.uint8), torch.tensor(d.target)
+
+
+def write_dataset(out: Path, images: torch.Tensor, labels: torch.Tensor, test_every: int = 5) -> Path:
+    """A processed dataset dir in the format preprocess writes (shards + manifest.json)."""
+    from gan.data.shards import write_split
+    from gan.io import sha256_tree, write_json
+
+    test = torch.arange(len(images)) % test_every == 0
+    splits = {}
+    for name, keep in (("train", ~test), ("test", test)):
+        n = int(keep.sum())
+        shards = write_split(out, name, images[keep], labels[keep], torch.zeros(n, dtype=torch.long), 4096)
+        splits[name] = {"count": n, "shards": shards}
+    write_json(
+        out / "manifest.json",
+        {
+            "resolution": int(images.shape[-1]),
+            "channels": int(images.shape[1]),
+            "classes": [str(i) for i in range(int(labels.max()) + 1)],
+            "domains": [],
+            "content_hash": sha256_tree(out, "*.pt"),
+            "splits": splits,
+        },
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits16(tmp_path_factory) -> Path:
+    images, labels = digits_tensors(16)
+    return write_dataset(tmp_path_factory.mktemp("digits16"), images, labels)
