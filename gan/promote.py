@@ -1,0 +1,156 @@
+"""The promote stage: register an evaluated run as a candidate and report the decision.
+
+Reads the evaluate stage's metrics.json and protocol.json (side by side), the run's
+run.json and export/, asks the registry to decide, and writes decision.json and a
+Markdown report (with the sample grid beside it) for a person to read.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gan.config import PromoteConfig
+from gan.errors import GanError
+from gan.export import load_export
+from gan.io import read_json, write_bytes, write_json, write_text
+from gan.registry import Candidate, Registry, Rule, comparable_protocol
+
+PROTOCOL = "protocol.json"
+SAMPLES = "samples.png"
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    data = read_json(path)  # GanError naming the file when missing or not JSON
+    if not isinstance(data, dict):
+        raise GanError(f"{path}: expected a JSON object")
+    return data
+
+
+def _latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))
+    return found[-1] if found else None
+
+
+def gather(cfg: PromoteConfig) -> Candidate:
+    """Everything the registry records about the run being promoted; fails naming the file."""
+    metrics_path = Path(cfg.metrics)
+    metrics = _read_mapping(metrics_path)
+    protocol = _read_mapping(metrics_path.parent / PROTOCOL)
+    run_dir = Path(cfg.run_dir)
+    run = _read_mapping(run_dir / "run.json")
+    export_dir = run_dir / "export"
+    load_export(export_dir)  # a champion that cannot be loaded is worse than none
+    return Candidate(
+        run_id=str(run.get("run_id") or run_dir.name),
+        export_dir=export_dir,
+        metrics=metrics,
+        protocol=protocol,
+        checkpoint=_latest_checkpoint(run_dir),
+        data_hash=run.get("data_hash"),
+        params=run.get("params"),
+    )
+
+
+def promote(cfg: PromoteConfig) -> dict[str, Any]:
+    """Run the promote stage; returns what it writes to decision.json."""
+    cand = gather(cfg)
+    registry = Registry(cfg.registry)
+    record = registry.register(cand, Rule(cfg.primary_metric, cfg.mode, cfg.margin))
+    before = (
+        registry.show(record["champion_before"]) if record["champion_before"] is not None else None
+    )
+    now = registry.champion()
+    decision = {
+        "decision": record["decision"],
+        "reason": record["reason"],
+        "version": record["version"],
+        "run_id": record["run_id"],
+        "primary_metric": cfg.primary_metric,
+        "mode": cfg.mode,
+        "margin": cfg.margin,
+        "value": record["value"],
+        "previous_champion": before["version"] if before else None,
+        "previous_champion_value": before["metrics"].get(cfg.primary_metric) if before else None,
+        "champion": now["version"] if now else None,
+        "registry": str(cfg.registry),
+    }
+    report = Path(cfg.report)
+    samples = Path(cfg.metrics).parent / SAMPLES
+    if samples.is_file():
+        write_bytes(report / SAMPLES, samples.read_bytes())
+    elif (report / SAMPLES).exists():
+        (report / SAMPLES).unlink()  # never show an older run's pictures
+    write_json(report / "decision.json", decision)
+    write_text(report / "report.md", render_report(record, before, decision, samples.is_file()))
+    return decision
+
+
+def _table(rows: dict[str, dict[str, Any]], **kw: Any) -> str:
+    df = pd.DataFrame(rows).astype(object)
+    df = df.map(lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+    return df.to_markdown(**kw)
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def render_report(
+    record: dict[str, Any], before: dict[str, Any] | None, decision: dict[str, Any], samples: bool
+) -> str:
+    """The Markdown a person reads: pictures first, then numbers, then the protocol."""
+    v, primary = record["version"], decision["primary_metric"]
+    cand_col = f"candidate v{v}"
+    champ_col = f"champion v{before['version']}" if before else None
+    better = "lower" if decision["mode"] == "min" else "higher"
+    now = f"v{decision['champion']}" if decision["champion"] else "none"
+    lines = [
+        f"# Promotion of run `{record['run_id']}`: v{v} {record['decision']}",
+        "",
+        f"**{record['decision'].capitalize()}.** {record['reason']}.",
+        "",
+        f"Rule: {primary}, {better} is better, margin {decision['margin']:g}. Champion now: {now}.",
+        "",
+        f"![Samples of candidate v{v}]({SAMPLES})" if samples else "_No sample grid was found._",
+        "",
+        "## Metrics",
+        "",
+    ]
+    names = list(record["metrics"]) + [
+        k for k in (before["metrics"] if before else {}) if k not in record["metrics"]
+    ]
+    label = {k: f"**{k}** (primary)" if k == primary else k for k in names}
+    rows = {cand_col: {label[k]: _fmt(record["metrics"].get(k)) for k in names}}
+    if before:
+        rows[champ_col] = {label[k]: _fmt(before["metrics"].get(k)) for k in names}
+    lines += [_table(rows, tablefmt="github"), "", "## Evaluation protocol", ""]
+    cp = _flat(comparable_protocol(record["protocol"]))
+    bp = _flat(comparable_protocol(before["protocol"])) if before else {}
+    keys = list(cp) + [k for k in bp if k not in cp]
+    prows: dict[str, dict[str, Any]] = {cand_col: {k: _short(cp.get(k)) for k in keys}}
+    if before:
+        prows[champ_col] = {k: _short(bp.get(k)) for k in keys}
+        prows["same"] = {k: "yes" if cp.get(k) == bp.get(k) else "**no**" for k in keys}
+    lines += [_table(prows, tablefmt="github"), ""]
+    return "\n".join(lines)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested protocol entries as dotted keys (reference.split), one table row each."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(v: Any, width: int = 16) -> Any:
+    if isinstance(v, str) and len(v) > width:
+        return v[:width] + "…"
+    return v if not isinstance(v, dict | list) else str(v)

@@ -1,0 +1,456 @@
+"""The model registry: an append-only history of candidates and a pointer to the champion.
+
+Layout under the registry root:
+
+- ``history.jsonl``: one JSON object per line, only ever appended to. Every candidate gets
+  a line with its provenance, metrics, protocol, decision and reason; every rollback gets
+  a line too. The history is the source of truth: the champion is its replay.
+- ``champion.json``: the current champion's version and model dir, replaced atomically
+  after every change, for tools that only want the pointer.
+- ``models/v<N>/``: a copy of each promoted export (generator.safetensors + .json) with
+  its metrics.json and protocol.json, so a champion outlives the run dir it came from.
+
+The decision rule (:func:`decide`) is a pure function; metrics measured under different
+protocols are never compared (DESIGN principle 6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from gan.errors import GanError
+from gan.export import CONFIG, WEIGHTS
+from gan.io import sha256_file, write_json
+
+HISTORY = "history.jsonl"
+CHAMPION = "champion.json"
+MODELS = "models"
+LOCK = ".lock"
+PROMOTED, REJECTED, ROLLBACK = "promoted", "rejected", "rollback"
+
+# Used only while gan.metrics.protocol is absent: library versions and the list of
+# computed metrics may differ between comparable evaluations.
+_NOT_COMPARED = {"torch", "torch_fidelity", "metrics"}
+
+
+# -- the decision rule -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """Which metric decides, in which direction, and by how much a candidate must win."""
+
+    metric: str = "fid"
+    mode: Literal["min", "max"] = "min"
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    promoted: bool
+    reason: str
+
+    @property
+    def decision(self) -> str:
+        return PROMOTED if self.promoted else REJECTED
+
+
+def comparable_protocol(protocol: Mapping[str, Any]) -> dict[str, Any]:
+    """The protocol keys that must match for two metrics to be compared.
+
+    Uses gan.metrics.protocol when the evaluate stage provides it; without it, everything
+    except library versions and the metric list must match.
+    """
+    try:
+        from gan.metrics.protocol import comparable_protocol as from_metrics
+    except ImportError:
+        return {k: v for k, v in protocol.items() if k not in _NOT_COMPARED}
+    return from_metrics(dict(protocol))
+
+
+def metric_value(metrics: Mapping[str, Any], name: str) -> float | None:
+    """The metric as a finite float, or None when it is missing, NaN, infinite or not a number."""
+    v = metrics.get(name)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def protocol_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Human-readable ``key: a vs b`` for every comparable key on which a and b disagree."""
+    ca, cb = comparable_protocol(a), comparable_protocol(b)
+    out = []
+    for key in sorted(set(ca) | set(cb), key=str):
+        va, vb = ca.get(key, "<missing>"), cb.get(key, "<missing>")
+        if va != vb:
+            out.append(f"{key}: {_short(va)} vs {_short(vb)}")
+    return out
+
+
+def decide(
+    metrics: Mapping[str, Any],
+    protocol: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    rule: Rule,
+) -> Decision:
+    """Promote or reject a candidate against the champion record (None: no champion yet).
+
+    `champion` needs "version", "metrics" and "protocol". The reason always says why.
+    """
+    m = rule.metric
+    value = metric_value(metrics, m)
+    if value is None:
+        raw = metrics.get(m, "missing")
+        return Decision(
+            False,
+            f"{m} is {_short(raw)}, not a finite number; a candidate "
+            "without a valid primary metric is never promoted",
+        )
+    if champion is None:
+        return Decision(True, f"first valid candidate: {m} {value:.6g} becomes the champion")
+    cv = f"v{champion['version']}"
+    diffs = protocol_differences(protocol, champion.get("protocol") or {})
+    if diffs:
+        return Decision(
+            False,
+            f"evaluation protocol differs from champion {cv}'s "
+            f"({'; '.join(diffs)}); metrics measured differently are not compared",
+        )
+    best = metric_value(champion.get("metrics") or {}, m)
+    if best is None:
+        return Decision(
+            False,
+            f"champion {cv} has no valid {m} to compare against; "
+            "roll back or change promote.primary_metric",
+        )
+    wins = value < best - rule.margin if rule.mode == "min" else value > best + rule.margin
+    verb = "beats" if wins else "does not beat"
+    better = "lower" if rule.mode == "min" else "higher"
+    return Decision(
+        wins,
+        f"{m} {value:.6g} {verb} champion {cv}'s {best:.6g} by margin "
+        f"{rule.margin:g} ({better} is better)",
+    )
+
+
+def _short(v: Any, width: int = 24) -> str:
+    s = repr(v) if not isinstance(v, str) else v
+    return s if len(s) <= width else s[: width - 3] + "..."
+
+
+# -- the store ---------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """A trained generator with its evaluation, as promote() gathers it from a run."""
+
+    run_id: str
+    export_dir: Path
+    metrics: dict[str, Any]
+    protocol: dict[str, Any]
+    checkpoint: Path | None = None
+    data_hash: str | None = None
+    params: dict[str, Any] | None = None
+
+
+def parse_version(version: int | str) -> int:
+    """3, "3" and "v3" all mean version 3."""
+    s = str(version).strip()
+    match = re.fullmatch(r"v?(\d+)", s)
+    if not match:
+        raise GanError(f"{version!r} is not a registry version (expected e.g. v3)")
+    return int(match.group(1))
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _json_safe(obj: Any) -> Any:
+    """Non-finite floats become null, so every history line is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+class Registry:
+    """A registry root directory; every write happens under an exclusive file lock."""
+
+    def __init__(self, root: str | os.PathLike = "registry") -> None:
+        self.root = Path(root)
+        self.history_path = self.root / HISTORY
+        self.champion_path = self.root / CHAMPION
+        self.models_dir = self.root / MODELS
+
+    # -- reading ---------------------------------------------------------------------
+    def history(self) -> list[dict[str, Any]]:
+        if not self.history_path.is_file():
+            return []
+        records = []
+        for i, line in enumerate(self.history_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise GanError(f"{self.history_path}:{i}: not valid JSON ({exc})") from None
+        return records
+
+    def candidates(self) -> list[dict[str, Any]]:
+        return [r for r in self.history() if r.get("decision") != ROLLBACK]
+
+    def show(self, version: int | str) -> dict[str, Any]:
+        """The candidate record of `version`, with whether it is the champion now."""
+        v = parse_version(version)
+        for r in self.candidates():
+            if r["version"] == v:
+                return {**r, "champion": self.champion_version() == v}
+        raise GanError(f"{self.root}: no version v{v} in the registry")
+
+    def _last_change(self) -> dict[str, Any] | None:
+        changes = [r for r in self.history() if r.get("decision") in (PROMOTED, ROLLBACK)]
+        return changes[-1] if changes else None
+
+    def champion_version(self) -> int | None:
+        """Replay the history: the last promotion or rollback target is the champion."""
+        last = self._last_change()
+        return None if last is None else last["version"]
+
+    def champion(self) -> dict[str, Any] | None:
+        v = self.champion_version()
+        return None if v is None else self.show(v)
+
+    def model_dir(self, which: int | str = "champion") -> Path:
+        """The export dir of "champion" or a version, checked against its recorded hash.
+
+        Promoted versions come from the registry's own copy; a rejected version only from
+        its run's export, while that still exists unchanged.
+        """
+        if which == "champion":
+            record = self.champion()
+            if record is None:
+                raise GanError(f"{self.root}: the registry has no champion yet; run `gan promote`")
+        else:
+            record = self.show(which)
+        v = record["version"]
+        if record.get("model_dir"):
+            path = self.root / record["model_dir"]
+        else:
+            path = Path(record["export"]["path"])
+            if not (path / WEIGHTS).is_file():
+                raise GanError(
+                    f"v{v} was {record['decision']}, so the registry kept no copy, "
+                    f"and its export {path} is gone"
+                )
+        weights = path / WEIGHTS
+        if not weights.is_file():
+            raise GanError(f"{weights}: exported generator file not found")
+        if sha256_file(weights) != record["export"]["sha256"]:
+            raise GanError(f"{weights}: does not match the sha256 recorded for v{v}")
+        return path
+
+    def table(self) -> pd.DataFrame:
+        """Every history line as a row; `champion` marks the current champion's candidate row."""
+        cols = ["version", "time", "decision", "metric", "value", "run_id", "champion", "reason"]
+        champ = self.champion_version()
+        rows = [
+            {
+                **{c: r.get(c) for c in cols},
+                "metric": r.get("primary_metric"),
+                "champion": r.get("decision") == PROMOTED and r["version"] == champ,
+            }
+            for r in self.history()
+        ]
+        return pd.DataFrame(rows, columns=cols)
+
+    # -- writing ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(_json_safe(record), sort_keys=True, allow_nan=False) + "\n"
+        with open(self.history_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write_pointer(self) -> None:
+        """Mirror the replayed champion into champion.json (also repairs a stale pointer)."""
+        last = self._last_change()
+        if last is None:
+            return
+        record = self.show(last["version"])
+        keys = ("version", "run_id", "model_dir", "primary_metric", "value")
+        pointer = {k: record.get(k) for k in keys}
+        write_json(self.champion_path, {**pointer, "since": last["time"], "via": last["decision"]})
+
+    def register(self, cand: Candidate, rule: Rule) -> dict[str, Any]:
+        """Decide on a candidate, keep a copy if promoted, append its record; returns it."""
+        weights = Path(cand.export_dir) / WEIGHTS
+        config = Path(cand.export_dir) / CONFIG
+        for f in (weights, config):
+            if not f.is_file():
+                raise GanError(f"{f}: exported generator file not found")
+        ckpt = None
+        if cand.checkpoint is not None:
+            ckpt = {"path": str(cand.checkpoint), "sha256": sha256_file(cand.checkpoint)}
+        with self._locked():
+            versions = [r["version"] for r in self.candidates()]
+            version = max(versions, default=0) + 1
+            before = self.champion()
+            verdict = decide(cand.metrics, cand.protocol, before, rule)
+            export = {
+                "path": str(cand.export_dir),
+                "sha256": sha256_file(weights),
+                "config_sha256": sha256_file(config),
+            }
+            record = {
+                "version": version,
+                "time": _now(),
+                "decision": verdict.decision,
+                "reason": verdict.reason,
+                "run_id": cand.run_id,
+                "git_revision": git_revision(),
+                "data_hash": cand.data_hash,
+                "params": cand.params,
+                "primary_metric": rule.metric,
+                "mode": rule.mode,
+                "margin": rule.margin,
+                "value": metric_value(cand.metrics, rule.metric),
+                "metrics": cand.metrics,
+                "protocol": cand.protocol,
+                "checkpoint": ckpt,
+                "export": export,
+                "model_dir": None,
+                "champion_before": before["version"] if before else None,
+            }
+            if verdict.promoted:
+                record["model_dir"] = self._keep_copy(version, cand, export["sha256"])
+            self._append(record)
+            self._write_pointer()
+        return _json_safe(record)
+
+    def _keep_copy(self, version: int, cand: Candidate, weights_sha: str) -> str:
+        """Copy the export into models/v<N>/ via a temp dir renamed into place."""
+        rel = f"{MODELS}/v{version}"
+        final = self.root / rel
+        tmp = self.models_dir / f".v{version}.tmp-{os.getpid()}"
+        for stale in (tmp, final):  # left by a crash before its history line was written
+            if stale.exists():
+                shutil.rmtree(stale)
+        tmp.mkdir(parents=True)
+        try:
+            for name in (WEIGHTS, CONFIG):
+                shutil.copyfile(Path(cand.export_dir) / name, tmp / name)
+            if sha256_file(tmp / WEIGHTS) != weights_sha:
+                raise GanError(f"{cand.export_dir / WEIGHTS}: changed while being registered")
+            write_json(tmp / "metrics.json", _json_safe(cand.metrics))
+            write_json(tmp / "protocol.json", _json_safe(cand.protocol))
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return rel
+
+    def rollback(self, to: int | str = "previous", *, reason: str) -> dict[str, Any]:
+        """Point the champion at another promoted version; "previous" is the latest promoted
+        version older than the current champion. Appends a rollback record with `reason`."""
+        if not reason or not reason.strip():
+            raise GanError("a rollback needs a reason (it is kept in the history)")
+        with self._locked():
+            current = self.champion_version()
+            promoted = [r["version"] for r in self.candidates() if r["decision"] == PROMOTED]
+            if to == "previous":
+                older = [v for v in promoted if current is not None and v < current]
+                if not older:
+                    raise GanError(
+                        f"{self.root}: no promoted version before the champion "
+                        f"({'none' if current is None else f'v{current}'}) to roll back to"
+                    )
+                target = max(older)
+            else:
+                target = parse_version(to)
+                if target not in promoted:
+                    raise GanError(
+                        f"v{target} was never promoted; roll back only to one of "
+                        f"{', '.join(f'v{v}' for v in promoted) or 'none'}"
+                    )
+                if target == current:
+                    raise GanError(f"v{target} is already the champion")
+            self.model_dir(target)  # its copy must exist and be intact before we point at it
+            record = self.show(target)
+            entry = {
+                "version": target,
+                "time": _now(),
+                "decision": ROLLBACK,
+                "reason": reason.strip(),
+                "from_version": current,
+                "run_id": record.get("run_id"),
+                "git_revision": git_revision(),
+                "primary_metric": record.get("primary_metric"),
+                "value": record.get("value"),
+            }
+            self._append(entry)
+            self._write_pointer()
+        return entry
+
+
+# -- functions behind `gan registry list|show|rollback` -----------------------------------
+def list_versions(registry: str | os.PathLike = "registry") -> pd.DataFrame:
+    return Registry(registry).table()
+
+
+def show(
+    registry: str | os.PathLike = "registry", version: int | str = "champion"
+) -> dict[str, Any]:
+    """A version's record; "champion" is the current champion's."""
+    reg = Registry(registry)
+    if version == "champion":
+        record = reg.champion()
+        if record is None:
+            raise GanError(f"{reg.root}: the registry has no champion yet; run `gan promote`")
+        return record
+    return reg.show(version)
+
+
+def champion(registry: str | os.PathLike = "registry") -> dict[str, Any] | None:
+    return Registry(registry).champion()
+
+
+def rollback(
+    registry: str | os.PathLike = "registry", to: int | str | None = None, *, reason: str
+) -> dict[str, Any]:
+    """Roll back to version `to`, or (None / "previous") to the last one before the champion."""
+    return Registry(registry).rollback("previous" if to is None else to, reason=reason)
