@@ -124,3 +124,9 @@ class GANFamily:
     ) -> torch.Tensor:
         """`n` images in [-1, 1], NCHW, from the latents that `generator` draws."""
         raise NotImplementedError
+
+    def preview(
+        self, G: nn.Module, n: int, generator: torch.Generator, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The images of the training-progress grid; translation families show before/after."""
+        return self.generate(G, n, generator, labels=labels)

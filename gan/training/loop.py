@@ -61,7 +61,7 @@ def _grid(session: Session, cfg: TrainConfig, path: Path) -> None:
     gen = torch.Generator(device=device).manual_seed(GRID_SEED + cfg.seed)
     labels = labels_for(cfg.grid_size, device) if labels_for else None
     with torch.no_grad():
-        images = family.generate(G, cfg.grid_size, gen, labels=labels)
+        images = family.preview(G, cfg.grid_size, gen, labels=labels)
     save_grid(images, path, scale=max(1, 64 // session.data.resolution))
 
 

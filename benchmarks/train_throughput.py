@@ -1,0 +1,87 @@
+"""Training throughput of each loss and resolution on this machine, printed as a table.
+
+Runs the real trainer (no checkpoints or grids inside the timed window) on random uint8
+data and reports images per second. Usage: python benchmarks/train_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from gan.config import TrainConfig
+from gan.data.shards import load_split, write_split
+from gan.device import pick_device, pick_precision
+from gan.io import write_json
+from gan.training.loop import _run_phases
+from gan.training.session import Session
+
+
+def dataset(root: Path, resolution: int, channels: int, n: int = 512) -> Path:
+    images = torch.randint(0, 256, (n, channels, resolution, resolution), dtype=torch.uint8)
+    labels = torch.zeros(n, dtype=torch.long)
+    shards = write_split(root, "train", images, labels, labels, 4096)
+    write_json(
+        root / "manifest.json",
+        {"resolution": resolution, "channels": channels, "classes": [], "domains": [],
+         "content_hash": f"bench-{resolution}-{channels}", "splits": {"train": {"count": n, "shards": shards}}},
+    )  # fmt: skip
+    return root
+
+
+def measure(data: Path, loss: str, batch: int, width: int, steps: int, device: str) -> float:
+    cfg = TrainConfig.model_validate(
+        {"data": str(data), "batch_size": batch, "device": device, "progress": False,
+         "model": {"family": "dcgan", "loss": loss, "width": width}}
+    )  # fmt: skip
+    dev = pick_device(cfg.device)
+    session = Session(cfg, load_split(data, "train"), pick_precision(dev))
+    for step in range(3):  # warm-up
+        _run_phases(session, step, measure=False)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for step in range(3, 3 + steps):
+        _run_phases(session, step, measure=False)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--resolutions", default="16,32,64")
+    ap.add_argument("--losses", default="nonsaturating,hinge,lsgan,wgan-gp")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for res in map(int, args.resolutions.split(",")):
+            data = dataset(Path(tmp) / f"r{res}", res, 1)
+            for loss in args.losses.split(","):
+                ips = measure(data, loss, batch=64, width=32, steps=args.steps, device=args.device)
+                rows.append(
+                    {
+                        "resolution": res,
+                        "loss": loss,
+                        "batch": 64,
+                        "width": 32,
+                        "img_per_s": round(ips, 1),
+                    }
+                )
+                print(rows[-1], flush=True)
+    print()
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    print(
+        f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, device {pick_device(args.device)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
