@@ -7,6 +7,7 @@ Runs each phase of the family's objective, keeps the EMA generator, logs a row p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,15 @@ def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     return row
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) the run in cfg.run_dir; returns the run summary also in run.json."""
+StepHook = Callable[[int, Session], None]
+
+
+def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, Any]:
+    """Train (or resume) the run in cfg.run_dir; returns the run summary also in run.json.
+
+    `hooks` are called after every step with (steps done, session), e.g. to report an
+    intermediate metric to an Optuna pruner; an exception from a hook ends the run.
+    """
     device = pick_device(cfg.device)
     precision = pick_precision(device, cfg.precision, cfg.channels_last)
     split = load_split(cfg.data, "train")
@@ -144,6 +152,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             _grid(session, cfg, run_dir / "samples" / f"step-{done:08d}.png")
         if done % cfg.checkpoint_every == 0 or last:
             ckpt = save_checkpoint(run_dir, done, session.state_dict(), cfg.keep_checkpoints)
+        for hook in hooks or ():
+            hook(done, session)
     bar.close()
     seconds = time.perf_counter() - t0
     return _finish(session, cfg, seconds, start_step)
