@@ -1,0 +1,1 @@
+"""Evaluation: the offline classifier, torch-fidelity extractors, the evaluate stage, protocols."""

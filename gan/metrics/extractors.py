@@ -1,0 +1,171 @@
+"""Which network turns images into features for torch-fidelity, resolved without downloads.
+
+`evaluate.extractor` takes one of:
+
+- ``classifier``: our CNN from `gan classifier` (no download). It is registered with
+  torch-fidelity as ``ganops-classifier-<first 12 hex of its weights sha256>``: torch-fidelity
+  keys its cache by name only, so retrained weights get a new name and never reuse stale
+  statistics. Features: ``features`` (penultimate, for FID/KID/PRC), ``logits`` (for IS).
+- ``inception-v3-compat``: the standard extractor, only with a local weights file in
+  `evaluate.inception_weights` (torch-fidelity's ``pt_inception-2015-12-05-6726825d.pth``).
+- your own: ``mypkg.mymodule:name`` imports ``mypkg.mymodule`` (which must call
+  ``torch_fidelity.register_feature_extractor("name", cls)`` on import) and then uses
+  ``name``; a bare name must already be registered. A class attribute ``weights_sha256``
+  on your extractor is recorded in the protocol and the cache name; without it, put a
+  version or hash into the registered name yourself, or stale statistics may be reused.
+
+torch-fidelity's other built-ins (vgg16, clip-*, dinov2-*) always download, so they are
+refused (DESIGN principle 7).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch_fidelity
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.helpers import vassert
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from gan.errors import GanError
+from gan.io import sha256_file
+from gan.metrics.classifier import WEIGHTS, Classifier, load_classifier
+
+INCEPTION = "inception-v3-compat"
+CLASSIFIER = "classifier"
+CLASSIFIER_PREFIX = "ganops-classifier-"
+# Registered by torch-fidelity itself; each one downloads its weights when built.
+_DOWNLOADING = {
+    name
+    for name, cls in FEATURE_EXTRACTORS_REGISTRY.items()
+    if cls.__module__.startswith("torch_fidelity.") and name != INCEPTION
+}
+
+HOW_TO = (
+    "Either train the offline classifier (`gan classifier`, then evaluate.extractor: classifier, "
+    "evaluate.classifier: its output dir), or download torch-fidelity's "
+    "pt_inception-2015-12-05-6726825d.pth yourself and set evaluate.extractor: "
+    "inception-v3-compat with evaluate.inception_weights: <path to that file>. "
+    "ganops never downloads weights."
+)
+
+
+class ClassifierExtractor(FeatureExtractorBase):
+    """torch-fidelity adapter for `Classifier`; subclasses bind one set of weights.
+
+    Input: uint8 [B, 3, H, W] (any H, W); grey classifiers average the channels back.
+    """
+
+    arch: ClassVar[dict[str, int]] = {}
+    state: ClassVar[dict[str, torch.Tensor]] = {}
+    weights_sha256: ClassVar[str] = ""
+
+    def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+        super().__init__(name, features_list)
+        self.model = Classifier(**self.arch)
+        self.model.load_state_dict(self.state)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        vassert(torch.is_tensor(x) and x.dtype == torch.uint8, "Expecting uint8 images")
+        vassert(x.dim() == 4 and x.shape[1] == 3, f"Input is not Bx3xHxW: {tuple(x.shape)}")
+        feats = self.model.features(x)
+        out = {"features": feats, "logits": self.model.head(feats)}
+        return tuple(out[k].float() for k in self.features_list)
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """A resolved extractor: its torch-fidelity name, weights hash and extra kwargs."""
+
+    name: str
+    weights_sha256: str | None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def register_classifier(classifier_dir: str | Path) -> Extractor:
+    """Register the classifier in `classifier_dir` under a name carrying its weights hash."""
+    trained = load_classifier(classifier_dir)
+    sha = trained.weights_sha256
+    name = CLASSIFIER_PREFIX + sha[:12]
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        # The weights are held by the class, so the name always matches what is computed.
+        attrs = {
+            "arch": trained.model.architecture(),
+            "state": trained.model.state_dict(),
+            "weights_sha256": sha,
+        }
+        cls = type(f"ClassifierExtractor_{sha[:12]}", (ClassifierExtractor,), attrs)
+        torch_fidelity.register_feature_extractor(name, cls)
+    return Extractor(name, sha)
+
+
+def _inception(weights: str | None) -> Extractor:
+    if weights is None:
+        raise GanError(
+            f"evaluate.inception_weights is not set, and {INCEPTION} would download. {HOW_TO}"
+        )
+    path = Path(weights)
+    if not path.is_file():
+        raise GanError(f"{path}: evaluate.inception_weights file not found. {HOW_TO}")
+    try:  # torch-fidelity loads it with weights_only=False; prove it holds only tensors first
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise GanError(
+            f"{path}: evaluate.inception_weights is not a plain weights file ({exc})"
+        ) from None
+    if not isinstance(state, dict):
+        raise GanError(f"{path}: evaluate.inception_weights must hold a state dict")
+    return Extractor(INCEPTION, sha256_file(path), {"feature_extractor_weights_path": str(path)})
+
+
+def _plugged(spec: str) -> Extractor:
+    name = spec
+    if ":" in spec:
+        module, name = spec.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise GanError(f"evaluate.extractor: cannot import {module!r} ({exc})") from None
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        raise GanError(
+            f"evaluate.extractor: {name!r} is not a registered feature extractor; use "
+            f"'classifier', '{INCEPTION}' or 'module:name' where importing module registers name"
+        )
+    if name in _DOWNLOADING:
+        raise GanError(f"evaluate.extractor: {name!r} downloads its weights at run time. {HOW_TO}")
+    return Extractor(name, getattr(FEATURE_EXTRACTORS_REGISTRY[name], "weights_sha256", None))
+
+
+def resolve_extractor(
+    extractor: str, classifier: str | Path, inception_weights: str | None
+) -> Extractor:
+    """Turn the evaluate section's extractor settings into a registered torch-fidelity name."""
+    if extractor == CLASSIFIER:
+        if not (Path(classifier) / WEIGHTS).is_file():
+            raise GanError(f"{Path(classifier) / WEIGHTS}: evaluate.classifier not found. {HOW_TO}")
+        return register_classifier(classifier)
+    if extractor == INCEPTION:
+        return _inception(inception_weights)
+    return _plugged(extractor)
