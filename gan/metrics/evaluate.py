@@ -69,7 +69,8 @@ class Uint8Images(Dataset):
 def reference_cache_name(split: str, content_hash: str, extractor: Extractor) -> str:
     """torch-fidelity cache entry of the reference: changes with the data and the weights."""
     weights = (extractor.weights_sha256 or "unhashed")[:12]
-    return f"ganops-{split}-{content_hash[:16]}-{extractor.name}-{weights}"
+    name = extractor.name if weights in extractor.name else f"{extractor.name}-{weights}"
+    return f"ganops-{split}-{content_hash[:16]}-{name}"
 
 
 def compute_metrics(
