@@ -18,6 +18,7 @@ from gan.errors import GanError
 from gan.export import load_export
 from gan.io import read_json, write_bytes, write_json, write_text
 from gan.registry import Candidate, Registry, Rule, comparable_protocol
+from gan.training.checkpoint import latest_checkpoint
 
 PROTOCOL = "protocol.json"
 SAMPLES = "samples.png"
@@ -28,11 +29,6 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GanError(f"{path}: expected a JSON object")
     return data
-
-
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    found = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))
-    return found[-1] if found else None
 
 
 def gather(cfg: PromoteConfig) -> Candidate:
@@ -49,7 +45,7 @@ def gather(cfg: PromoteConfig) -> Candidate:
         export_dir=export_dir,
         metrics=metrics,
         protocol=protocol,
-        checkpoint=_latest_checkpoint(run_dir),
+        checkpoint=latest_checkpoint(run_dir),
         data_hash=run.get("data_hash"),
         params=run.get("params"),
     )

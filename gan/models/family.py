@@ -66,6 +66,7 @@ class GANFamily:
     config_class: ClassVar[type[ModelConfig]]
     ema: ClassVar[dict[str, str]] = {"G_ema": "G"}
     export_net: ClassVar[str] = "G_ema"
+    conditional: ClassVar[bool] = False  # True when generate() honours the labels it is given
 
     def __init__(
         self,
