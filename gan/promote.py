@@ -14,10 +14,12 @@ from typing import Any
 import pandas as pd
 
 from gan.config import PromoteConfig
+from gan.decision import Rule
 from gan.errors import GanError
 from gan.export import load_export
 from gan.io import read_json, write_bytes, write_json, write_text
-from gan.registry import Candidate, Registry, Rule, comparable_protocol
+from gan.metrics.protocol import comparable_protocol
+from gan.registry import Candidate, Registry
 from gan.training.checkpoint import latest_checkpoint
 
 PROTOCOL = "protocol.json"

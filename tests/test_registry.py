@@ -10,17 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from gan.decision import PROMOTED, REJECTED, Rule, decide
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
 from gan.io import sha256_file
 from gan.registry import (
-    PROMOTED,
-    REJECTED,
     ROLLBACK,
     Candidate,
     Registry,
-    Rule,
-    decide,
     list_versions,
     parse_version,
     rollback,
