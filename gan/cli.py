@@ -135,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="samples.png")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--truncation", type=float, default=1.0)
+    s.add_argument(
+        "--labels",
+        type=int,
+        nargs="*",
+        help="class indices for conditional models, repeated to fill n",
+    )
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
     return p
 
