@@ -1,0 +1,114 @@
+"""Decode one image file into the tensor the pipeline trains on, or say why it cannot.
+
+Real image folders hold 16-bit scans, palette GIF-likes saved as PNG, transparent logos,
+phone photos whose pixels are stored sideways, thumbnails and broken downloads. Each file
+either becomes a uint8 [C, R, R] tensor (channels 1 or 3, short side resized to R with an
+antialiased Lanczos filter, then centre-cropped) or is rejected with a reason a person can
+act on; a bad file never stops the whole stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Either `image` (uint8 [C, R, R]) or `reason` (why the file was rejected) is set."""
+
+    image: torch.Tensor | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.image is not None
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True for the extensions preprocess reads (case-insensitive); other files are ignored."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def decode_image(path: str | Path, resolution: int, channels: int, min_size: int) -> Decoded:
+    """Read, normalise and resize one image file; never raises for a bad file."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if min(w, h) < min_size:
+                return Decoded(reason=f"too small: {w}x{h}, both sides must be at least {min_size}")
+            # JPEG only: decode at a reduced scale that still leaves 2x headroom for Lanczos.
+            img.draft(None, (2 * resolution, 2 * resolution))
+            img.load()
+            img = _upright(img)
+    except UnidentifiedImageError:
+        return Decoded(reason="not an image Pillow can read")
+    except Image.DecompressionBombError as exc:
+        return Decoded(reason=f"too many pixels ({exc})")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return Decoded(reason=f"corrupt or truncated ({type(exc).__name__}: {exc})")
+    img = _to_mode(img, "L" if channels == 1 else "RGB")
+    img = _resize_crop(img, resolution)
+    array = np.asarray(img, dtype=np.uint8)
+    tensor = torch.from_numpy(array.copy())
+    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+    return Decoded(image=tensor)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag; a malformed tag leaves the pixels as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # broken EXIF blocks raise assorted errors; the pixels are still fine
+        return img.copy()
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert any Pillow mode to 8-bit "L" or "RGB": scale deep images, flatten alpha on white."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        img = _deep_to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba).convert("RGB")
+    return img if img.mode == mode else img.convert(mode)
+
+
+def _deep_to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grey to 8 bits by scaling 0..65535 to 0..255.
+
+    Pillow's own convert("L") clips at 255 instead, which turns most 16-bit images white.
+    Float images are taken as 0..1 when they fit in it, else as 0..255.
+    """
+    a = np.asarray(img).astype(np.float64)
+    if img.mode == "F":
+        scale = 255.0 if a.size and float(a.max()) <= 1.0 else 1.0
+        a = a * scale
+    else:
+        a = np.clip(a, 0, 65535) * (255.0 / 65535.0)
+    return Image.fromarray(np.rint(np.clip(a, 0, 255)).astype(np.uint8))
+
+
+def _resize_crop(img: Image.Image, resolution: int) -> Image.Image:
+    """Resize the short side to `resolution` and keep the centre square, in one resampling.
+
+    Passing the centred square as the source box lets Lanczos see the exact crop, with no
+    rounding of an intermediate size.
+    """
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) / 2, (h - side) / 2
+    box = (left, top, left + side, top + side)
+    if img.size == (resolution, resolution):
+        return img
+    return img.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box)
