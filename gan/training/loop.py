@@ -85,7 +85,7 @@ def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
                 loss, extra = phase.loss(batch, step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss of phase {phase.name} is {float(loss)} at step {step + 1}"
+                    f"loss of phase {phase.name} is {float(loss.detach())} at step {step + 1}"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
