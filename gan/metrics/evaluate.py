@@ -214,6 +214,10 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
     device = pick_device(cfg.device)
     exported = load_export(Path(cfg.run_dir) / "export", device)
+    if hasattr(exported.family, "translate"):  # translation families: test A <-> test B
+        from gan.metrics.translation import evaluate_translation
+
+        return evaluate_translation(cfg, exported, extractor, content_hash, device.type == "cuda")
     fake, labels = generate_samples(exported, n, cfg.seed, cfg.batch_size, cfg.truncation)
     if fake.shape[1:] != real.shape[1:]:
         raise GanError(

@@ -9,6 +9,7 @@ from gan.errors import GanError
 # name -> "module:Class"; imported lazily so a family's import cost is paid only when used.
 FAMILIES: dict[str, str] = {
     "dcgan": "gan.models.dcgan:DCGAN",
+    "cyclegan": "gan.models.cyclegan:CycleGAN",
 }
 
 

@@ -1,0 +1,148 @@
+"""Evaluation of translation families (CycleGAN): how well each direction lands in its domain.
+
+- FID/KID of translated test-A against real test-B, and of translated test-B against real
+  test-A (``fid_AtoB``, ``fid_BtoA``; ``fid``/``kid`` are their means, for promotion);
+- cycle reconstruction error: mean |F(G(a)) - a| in [0, 1] pixel units, per domain;
+- content preservation, where the data has classes and a classifier was trained on it:
+  the fraction of translated test images whose predicted class is the source's label.
+
+Outputs are those of the evaluate stage: metrics.json, protocol.json and samples.png, here
+a before/after grid (real A | fake B | real B | fake A) of fixed test images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_fidelity
+
+from gan.config import EvaluateConfig
+from gan.data.shards import load_split
+from gan.errors import GanError
+from gan.grid import save_grid, to_uint8
+from gan.io import write_json
+from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
+from gan.metrics.classifier import load_classifier, predict_logits
+from gan.metrics.evaluate import REFERENCE_SPLIT, compute_metrics, reference_cache_name
+from gan.metrics.extractors import Extractor
+
+DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
+GRID_PAIRS = 16  # before/after rows of the grid
+
+
+@torch.no_grad()
+def translate_images(
+    family, module, images: torch.Tensor, direction: str, batch_size: int
+) -> torch.Tensor:
+    """uint8 NCHW in, uint8 NCHW out, through one direction of the exported module."""
+    device = next(module.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device).float().div(127.5).sub(1.0)
+        out.append(to_uint8(family.translate(module, x, direction)))
+    return torch.cat(out) if out else images[:0]
+
+
+def cycle_error(family, module, images: torch.Tensor, there: str, batch_size: int) -> float:
+    """Mean absolute difference, in [0, 1] units, between images and their round trip."""
+    back = "BtoA" if there == "AtoB" else "AtoB"
+    fake = translate_images(family, module, images, there, batch_size)
+    rec = translate_images(family, module, fake, back, batch_size)
+    return float((rec.float() - images.float()).abs().mean() / 255.0)
+
+
+def before_after(real_a, fake_b, real_b, fake_a, n: int = GRID_PAIRS) -> torch.Tensor:
+    """Rows of (real A, fake B, real B, fake A) for the first n images of each domain."""
+    k = min(n, len(real_a), len(real_b))
+    return torch.stack([real_a[:k], fake_b[:k], real_b[:k], fake_a[:k]], 1).flatten(0, 1)
+
+
+def evaluate_translation(
+    cfg: EvaluateConfig, exported, extractor: Extractor, content_hash: str, cuda: bool
+) -> dict[str, Any]:
+    """The evaluate stage for a family with `translate`; writes and returns metrics/protocol."""
+    test = load_split(cfg.data, REFERENCE_SPLIT)
+    real = {d: test.domain(i) for i, d in enumerate("AB")}
+    for d, part in real.items():
+        if len(part) < 2:
+            raise GanError(
+                f"{cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images of domain {d} "
+                "(a testA/testB folder, or preprocess.test_fraction)"
+            )
+    family, module = exported.family, exported.generator
+    fake = {
+        d: translate_images(family, module, real[src].images, direction, cfg.batch_size)
+        for direction, (src, d) in DIRECTIONS.items()
+    }
+    metrics: dict[str, float] = {}
+    requested = [m for m in cfg.metrics if m in ("fid", "kid")]
+    kid_subset = max(2, min(cfg.kid_subset_size, len(real["A"]), len(real["B"])))
+    for direction, (_, d) in DIRECTIONS.items():
+        cache = reference_cache_name(f"{REFERENCE_SPLIT}{d}", content_hash, extractor)
+        result = compute_metrics(
+            fake[d],
+            real[d].images,
+            extractor.name,
+            requested,
+            kid_subset_size=kid_subset,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+            cache_dir=cfg.cache_dir,
+            real_cache_name=cache,
+            cuda=cuda,
+            extractor_kwargs=extractor.kwargs,
+        )
+        metrics.update({f"{k}_{direction}": v for k, v in result.items()})
+    for m in ("fid", "kid"):
+        if f"{m}_AtoB" in metrics:
+            metrics[m] = (metrics[f"{m}_AtoB"] + metrics[f"{m}_BtoA"]) / 2
+    for direction, (src, _) in DIRECTIONS.items():
+        err = cycle_error(family, module, real[src].images, direction, cfg.batch_size)
+        metrics[f"cycle_l1_{src}"] = err
+    classifier_sha = _class_preservation(cfg, real, fake, content_hash, metrics)
+
+    protocol = {
+        "task": "translation",
+        "extractor": extractor.name,
+        "extractor_weights_sha256": extractor.weights_sha256,
+        "classifier_weights_sha256": classifier_sha,
+        "num_samples": {d: len(real[d]) for d in "AB"},
+        "reference_split": REFERENCE_SPLIT,
+        "reference_content_hash": content_hash,
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "kid_subset_size": kid_subset,
+        "metrics": sorted(metrics),
+        "torch": torch.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
+    }
+    out = Path(cfg.output)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "protocol.json", protocol)
+    grid = before_after(real["A"].images, fake["B"], real["B"].images, fake["A"])
+    save_grid(grid, out / "samples.png", nrow=8, scale=max(1, 64 // grid.shape[-1]))
+    return {"metrics": metrics, "protocol": protocol}
+
+
+def _class_preservation(cfg, real, fake, content_hash, metrics) -> str | None:
+    """Fraction of translations classified as their source's label; needs labels + classifier."""
+    if not (Path(cfg.classifier) / CLASSIFIER_WEIGHTS).is_file():
+        return None
+    if any(bool((part.labels < 0).any()) for part in real.values()):
+        return None
+    trained = load_classifier(cfg.classifier)
+    if trained.meta.get("data_content_hash") != content_hash:
+        raise GanError(
+            f"{cfg.classifier}: the classifier was trained on other data than evaluate.data "
+            f"{cfg.data}; retrain it with `gan classifier`"
+        )
+    for direction, (src, d) in DIRECTIONS.items():
+        pred = predict_logits(trained.model, fake[d]).argmax(1)
+        metrics[f"class_preserved_{direction}"] = float((pred == real[src].labels).float().mean())
+    metrics["class_preserved"] = (
+        metrics["class_preserved_AtoB"] + metrics["class_preserved_BtoA"]
+    ) / 2
+    metrics["classifier_test_accuracy"] = float(trained.meta["test_accuracy"])
+    return trained.weights_sha256
