@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gan.errors import GanError
 
@@ -168,6 +168,103 @@ class PromoteConfig(Section):
     report: str = "reports/promote"
 
 
+class SearchParam(Section):
+    """One searched train param: a float or int range (log scale or stepped) or choices."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0.0)
+    choices: list[bool | int | float | str | None] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choices_mean_categorical(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "choices" in v and "type" not in v:
+            return {**v, "type": "categorical"}
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices or any(x is not None for x in (self.low, self.high, self.step)):
+                raise ValueError("categorical: give a non-empty choices list and no low/high/step")
+            if self.log:
+                raise ValueError("categorical: log does not apply")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"{self.type}: choices apply to categorical params only")
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.type}: needs low < high")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("log scale needs low > 0 and no step")
+        if self.type == "int" and not all(
+            float(x).is_integer() for x in (self.low, self.high, self.step or 1)
+        ):
+            raise ValueError("int: low, high and step must be whole numbers")
+        return self
+
+
+def _default_space() -> dict[str, SearchParam]:
+    lr = {"low": 2e-5, "high": 2e-3, "log": True}
+    beta1 = {"low": 0.0, "high": 0.9}
+    return {
+        k: SearchParam.model_validate(v)
+        for k, v in {
+            "optim.g_lr": lr,
+            "optim.d_lr": lr,
+            "optim.g_betas.0": beta1,
+            "optim.d_betas.0": beta1,
+        }.items()
+    }
+
+
+class HpoSamplerConfig(Section):
+    name: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    n_startup_trials: int = Field(5, ge=0)  # tpe: random trials before the model takes over
+
+
+class HpoPrunerConfig(Section):
+    name: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(3, ge=0)  # median: finished trials before any pruning
+    n_warmup_steps: int = Field(0, ge=0)  # median: train steps before a trial can be pruned
+    min_resource: int | None = Field(None, gt=0)  # hyperband: steps of the first rung
+    reduction_factor: int = Field(3, ge=2)  # hyperband
+
+
+class HpoConfig(Section):
+    """The Optuna search over train params (gan/hpo.py); space keys are paths inside train."""
+
+    study: str = Field("default", min_length=1)
+    storage: str = "runs/hpo/optuna.journal"  # a journal file path, or sqlite:///, postgresql://
+    runs_dir: str = "runs/hpo"  # trial runs go to <runs_dir>/<study>/trial-<n>
+    output: str = "reports/hpo"
+    n_trials: int = Field(20, gt=0)
+    budget_steps: int = Field(500, gt=0)
+    report_every: int = Field(100, gt=0)
+    objective: Literal["fid", "kid"] = "fid"
+    report_metric: Literal["fid", "kid"] = "kid"
+    report_samples: int = Field(256, ge=2)
+    objective_samples: int = Field(1000, ge=2)
+    enqueue_current: bool = True
+    heartbeat_seconds: int = Field(60, gt=0)
+    sampler: HpoSamplerConfig = Field(default_factory=HpoSamplerConfig)
+    pruner: HpoPrunerConfig = Field(default_factory=HpoPrunerConfig)
+    space: dict[str, SearchParam] = Field(default_factory=_default_space)
+
+    @model_validator(mode="after")
+    def _budget(self) -> HpoConfig:
+        if self.report_every > self.budget_steps:
+            raise ValueError("report_every must not exceed budget_steps")
+        if self.pruner.min_resource and self.pruner.min_resource > self.budget_steps:
+            raise ValueError("pruner.min_resource must not exceed budget_steps")
+        if not self.space:
+            raise ValueError("space: give at least one param to search")
+        return self
+
+
 class Params(Section):
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
@@ -175,6 +272,7 @@ class Params(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
+    hpo: HpoConfig = Field(default_factory=HpoConfig)
 
 
 def _format_error(exc: ValidationError, source: str) -> str:

@@ -1,0 +1,210 @@
+"""One Optuna trial: train with the sampled params for the budget, reporting on the way.
+
+Every `hpo.report_every` steps a step hook measures the report metric (KID on a small
+sample by default) of the EMA generator against the reference split and reports it, so
+the pruner can stop a bad trial early. At the last step the objective (FID or KID) is
+measured on `hpo.objective_samples` samples, under the evaluate section's extractor:
+trials are compared under one protocol, the same one `gan evaluate` uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from pydantic import ValidationError
+
+from gan.config import EvaluateConfig, HpoConfig, Params, TrainConfig
+from gan.data.shards import load_split, read_manifest
+from gan.device import pick_device
+from gan.errors import GanError
+from gan.grid import to_uint8
+from gan.hpo_space import suggest, with_values
+from gan.metrics.evaluate import REFERENCE_SPLIT, compute_metrics, reference_cache_name
+from gan.metrics.extractors import Extractor, resolve_extractor
+from gan.training.inference import inference_copy
+from gan.training.loop import train
+
+FINAL_METRICS = ("fid", "kid")  # both are kept as user attrs; hpo.objective picks the value
+
+
+@dataclass
+class Reference:
+    """What every measurement of a study compares against, loaded once per worker."""
+
+    extractor: Extractor
+    real: torch.Tensor
+    content_hash: str
+    cache_dir: str
+    seed: int
+    batch_size: int
+    kid_subset_size: int
+    cuda: bool
+
+
+def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Reference:
+    extractor = resolve_extractor(
+        evaluate.extractor, evaluate.classifier, evaluate.inception_weights
+    )
+    content_hash = str(read_manifest(train_cfg.data).get("content_hash") or "")
+    if not content_hash:
+        raise GanError(
+            f"{Path(train_cfg.data) / 'manifest.json'}: no content_hash (rerun `gan preprocess`)"
+        )
+    real = load_split(train_cfg.data, REFERENCE_SPLIT).images
+    if len(real) < 2:
+        raise GanError(f"{train_cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images")
+    return Reference(
+        extractor,
+        real,
+        content_hash,
+        evaluate.cache_dir,
+        evaluate.seed,
+        evaluate.batch_size,
+        evaluate.kid_subset_size,
+        pick_device(train_cfg.device).type == "cuda",
+    )
+
+
+def sampler_of(session) -> Callable[[int], torch.Tensor]:
+    """n uint8 samples of the session's EMA generator from fixed latents (fair across trials).
+
+    One inference copy (batch-norm standing statistics) serves every call, so a step that
+    measures twice pays for it once.
+    """
+    family = session.family
+    k = session.data.num_classes
+
+    def labels_for(m: int, device: torch.device) -> torch.Tensor | None:
+        return torch.arange(m, device=device) % k if k > 0 else None
+
+    G = inference_copy(family.nets[family.export_net], family, labels_for if k > 0 else None)
+    device = next(G.parameters()).device
+
+    @torch.no_grad()
+    def sample(n: int, seed: int, batch_size: int) -> torch.Tensor:
+        rng = torch.Generator().manual_seed(seed)
+        labels = labels_for(n, torch.device("cpu"))
+        chunks = []
+        for start in range(0, n, batch_size):
+            size = min(batch_size, n - start)
+            y = labels[start : start + size].to(device) if labels is not None else None
+            chunks.append(to_uint8(family.generate(G, size, rng, labels=y)))
+        return torch.cat(chunks)
+
+    return sample
+
+
+def measure(ref: Reference, sample: Callable, n: int, metrics: list[str]) -> dict[str, float]:
+    """`metrics` of n generated samples against the reference split."""
+    return compute_metrics(
+        sample(n, ref.seed, ref.batch_size),
+        ref.real,
+        ref.extractor.name,
+        metrics,
+        kid_subset_size=ref.kid_subset_size,
+        seed=ref.seed,
+        batch_size=ref.batch_size,
+        cache_dir=ref.cache_dir,
+        real_cache_name=reference_cache_name(REFERENCE_SPLIT, ref.content_hash, ref.extractor),
+        cuda=ref.cuda,
+        extractor_kwargs=ref.extractor.kwargs,
+    )
+
+
+class ReportHook:
+    """Trainer step hook: report at intervals, prune when told, measure the objective last."""
+
+    def __init__(self, trial: optuna.Trial, ref: Reference, hpo: HpoConfig, log: Callable) -> None:
+        self.trial, self.ref, self.hpo, self.log = trial, ref, hpo, log
+        self.final: dict[str, float] = {}
+
+    def __call__(self, done: int, session) -> None:
+        hpo = self.hpo
+        last = done == hpo.budget_steps
+        if done % hpo.report_every and not last:
+            return
+        sample = sampler_of(session)
+        value = measure(self.ref, sample, hpo.report_samples, [hpo.report_metric])[
+            hpo.report_metric
+        ]
+        if not math.isfinite(value):
+            raise GanError(f"{hpo.report_metric} is {value} at step {done}")
+        self.trial.report(value, done)
+        self.log(f"trial {self.trial.number} step {done}: {hpo.report_metric} {value:.4g}")
+        if last:
+            self.final = measure(self.ref, sample, hpo.objective_samples, list(FINAL_METRICS))
+        elif self.trial.should_prune():
+            raise optuna.TrialPruned(f"{hpo.report_metric} {value:.4g} at step {done}")
+
+
+def trial_config(
+    params: Params, values: dict[str, Any], number: int, progress: bool = False
+) -> TrainConfig:
+    """The train section with the trial's values, its own run dir and the step budget."""
+    hpo = params.hpo
+    steps = hpo.budget_steps
+    return with_values(
+        params.train,
+        values,
+        steps=steps,
+        runs_dir=str(Path(hpo.runs_dir) / hpo.study),
+        run=f"trial-{number}",
+        resume=False,
+        progress=progress,
+        checkpoint_every=steps,
+        sample_every=steps,
+        keep_checkpoints=1,
+    )
+
+
+def _fail(trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr("fail_reason", reason)
+
+
+def make_objective(
+    params: Params,
+    ref: Reference,
+    worker: dict[str, Any],
+    log: Callable[[str], None],
+    progress: bool = False,
+) -> Callable[[optuna.Trial], float]:
+    """The function `study.optimize` calls; a failure is recorded with its reason, then raised."""
+    hpo = params.hpo
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        hook = ReportHook(trial, ref, hpo, log)
+        try:
+            values = suggest(trial, hpo.space)
+            try:
+                cfg = trial_config(params, values, trial.number, progress)
+            except ValidationError as exc:
+                errors = "; ".join(
+                    f"train.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
+                raise GanError(f"sampled params are not valid: {errors}") from None
+            trial.set_user_attr("run_dir", str(cfg.run_dir))
+            train(cfg, hooks=[hook])
+        except optuna.TrialPruned:
+            raise
+        except GanError as exc:
+            _fail(trial, str(exc))
+            raise
+        except Exception as exc:
+            _fail(trial, f"{type(exc).__name__}: {exc}")
+            raise
+        for name, v in hook.final.items():
+            trial.set_user_attr(name, v)
+        value = hook.final.get(hpo.objective, float("nan"))
+        if not math.isfinite(value):
+            _fail(trial, f"objective {hpo.objective} is {value}")
+            raise GanError(f"objective {hpo.objective} is {value}")
+        return value
+
+    return objective

@@ -1,0 +1,152 @@
+"""Where a study lives and who runs its trials: storages, worker identity, dead workers.
+
+A file path is an Optuna journal file; a URL is a database (SQLAlchemy), opened with
+heartbeats so that a worker on another machine that dies is noticed after
+2 x `hpo.heartbeat_seconds`. On any storage, a worker also fails the RUNNING trials of dead
+processes on its own machine at once (host, boot id, pid and the pid's start time are
+recorded with each trial). Each such trial is queued again once, with the same params.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sys
+import time
+import warnings
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, fail_stale_trials
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from gan.errors import GanError
+
+
+def log(msg: str) -> None:
+    tqdm.write(f"[hpo] {msg}")  # above a training progress bar, not through it
+    sys.stdout.flush()
+
+
+# -- storage ----------------------------------------------------------------------------
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def open_storage(url: str, heartbeat_seconds: int = 60) -> BaseStorage:
+    """A journal file for a path, a database (with heartbeats) for a URL."""
+    if "://" not in url:
+        path = Path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("postgresql://") and not find_spec("psycopg") and find_spec("psycopg2"):
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")  # SQLAlchemy 2 wants v3
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    last: Exception | None = None
+    for attempt in range(5):  # workers racing to create the tables of a new database
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_seconds,
+                    grace_period=2 * heartbeat_seconds,
+                    heartbeat_stale_trial_callback=_retry_stale,
+                )
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise GanError(f"hpo.storage {redacted(url)}: not a database URL ({exc})") from None
+        except ImportError as exc:
+            raise GanError(
+                f"hpo.storage {redacted(url)}: its database driver is not installed ({exc.__cause__ or exc}); "
+                "for PostgreSQL: pip install psycopg2-binary (URL postgresql+psycopg2://...)"
+            ) from None
+        except Exception as exc:  # sqlalchemy errors: unreachable server, bad credentials, races
+            last = exc
+            time.sleep(0.2 + random.random() * (attempt + 1))
+    raise GanError(f"hpo.storage {redacted(url)}: cannot open ({type(last).__name__}: {last})")
+
+
+# -- who runs a trial, and whether that process still lives ------------------------------
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> str | None:
+    """The start time of a process in clock ticks since boot (Linux), to tell a reused pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_identity() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "started": _started(pid)}
+
+
+def _alive(worker: dict[str, Any]) -> bool:
+    try:
+        os.kill(int(worker["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return True
+    return worker.get("started") is None or _started(int(worker["pid"])) == worker["started"]
+
+
+def _retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Queue the trial's params again, once: a retry that dies as well is not retried."""
+    if "retry_of" in trial.user_attrs:
+        return
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retry_reason": reason})
+    log(f"trial {trial.number} queued again: {reason}")
+
+
+def _retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    _retry(study, trial, "its worker stopped sending heartbeats (killed or lost)")
+
+
+def reap_dead_workers(study: optuna.Study) -> list[int]:
+    """Fail (and retry) the RUNNING trials whose worker process on this machine is gone."""
+    me = worker_identity()
+    reaped = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker") or {}
+        if (w.get("host"), w.get("boot")) != (me["host"], me["boot"]) or _alive(w):
+            continue
+        reason = f"worker {w['host']}:{w['pid']} died during the trial (killed or crashed)"
+        storage = study._storage  # Optuna has no public call to fail another worker's trial
+        try:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue  # another worker reaped it first
+        reaped.append(t.number)
+        _retry(study, t, reason)
+    return reaped
+
+
+def tidy(study: optuna.Study) -> None:
+    """Fail the trials of dead workers: heartbeats (databases) and local pids (any storage)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
+    reap_dead_workers(study)
