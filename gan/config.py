@@ -326,4 +326,6 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def dump_section(section: BaseModel) -> dict[str, Any]:
     """A JSON-safe dict of a section, for checkpoints, metrics and the registry."""
-    return section.model_dump(mode="json")
+    # serialize_as_any: `train.model` is declared as the base ModelConfig; without it the
+    # family's own fields (loss, width, ...) would be silently dropped.
+    return section.model_dump(mode="json", serialize_as_any=True)

@@ -60,3 +60,13 @@ def test_overrides_apply_and_validate(tmp_path):
 def test_missing_params_file(tmp_path):
     with pytest.raises(GanError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_dump_keeps_family_fields_so_fingerprints_see_them():
+    from gan.config import dump_section
+    from gan.training.checkpoint import fingerprint
+
+    a = parse_params({"train": {"model": {"family": "dcgan", "loss": "hinge"}}}).train
+    b = parse_params({"train": {"model": {"family": "dcgan", "loss": "lsgan"}}}).train
+    assert dump_section(a)["model"]["loss"] == "hinge"
+    assert fingerprint(dump_section(a), "h") != fingerprint(dump_section(b), "h")
