@@ -96,6 +96,27 @@ def cmd_sample(args):
     print(out)
 
 
+def cmd_hpo(args):
+    from gan import hpo
+
+    params = _params(args)
+    if args.action == "run":
+        summary = hpo.run(params, max_trials=args.trials)
+        held = ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ran" and v)
+        print(f"ran {summary['ran']} trials here; study {params.hpo.study} holds {held}")
+    if args.action in ("run", "best"):
+        best = hpo.best(params)  # also writes best.json, trials.csv/md, history.png
+        print(
+            f"best: trial {best['trial']}, {best['objective']} {best['value']:.4g}, "
+            f"params {best['params']} (in {params.hpo.output}/best.json)"
+        )
+    elif args.action == "apply":
+        changes = hpo.apply(args.params, params, args.best)
+        for key, old, new in changes:
+            print(f"{key}: {old} -> {new}")
+        print(f"{args.params}: {len(changes)} value(s) changed; `dvc repro` trains the winner")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -142,6 +163,20 @@ def _parser() -> argparse.ArgumentParser:
         help="class indices for conditional models, repeated to fill n",
     )
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    h = stage(
+        "hpo", cmd_hpo, "Optuna search over train params: run a worker, show or apply the best"
+    )
+    h.add_argument("action", choices=["run", "best", "apply"])
+    h.add_argument(
+        "--trials",
+        type=int,
+        help="run: stop after this many trials (default: until the study is full)",
+    )
+    h.add_argument(
+        "--best",
+        metavar="FILE",
+        help="apply: params from this best.json (default: the study's best)",
+    )
     return p
 
 
