@@ -1,0 +1,10 @@
+"""Prefect flows: thin callers of the gan/ stage functions (DESIGN principle 1).
+
+- ``pipeline.py``: prepare -> preprocess -> classifier -> train -> evaluate -> promote;
+- ``retrain.py``: retrain only when the data changed since the champion was trained;
+- ``hpo.py``: the Optuna search;
+- ``serve.py``: every deployment of prefect.yaml, with its schedule, in one process.
+
+No stage logic lives here: a task calls one gan/ function, so a flow run, `dvc repro`
+and `gan <stage>` produce the same files.
+"""
