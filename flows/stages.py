@@ -91,7 +91,7 @@ def train_to_promotion(cfg: Params, data_hash: str) -> dict[str, Any]:
     with nothing_promoted_on_failure(cfg, "evaluate"):
         evaluation, _ = run_task(evaluate_task, cfg.evaluate)
     with nothing_promoted_on_failure(cfg, "promote"):
-        decision, _ = run_task(promote_task, cfg.promote)
+        decision, _ = run_task(promote_task, cfg.promote, cfg.evaluate)
     log.info("v%s %s: %s", decision["version"], decision["decision"], decision["reason"])
     samples = Path(cfg.evaluate.output) / "samples.png"
     artifacts.publish(

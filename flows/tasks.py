@@ -82,10 +82,10 @@ def evaluate_task(cfg: EvaluateConfig) -> dict[str, Any]:
 
 
 @task(name="promote")
-def promote_task(cfg: PromoteConfig) -> dict[str, Any]:
+def promote_task(cfg: PromoteConfig, evaluation: EvaluateConfig) -> dict[str, Any]:
     from gan.promote import promote
 
-    return promote(cfg)
+    return promote(cfg, evaluation)
 
 
 def preprocessed(cfg: PreprocessConfig, manifest: dict[str, Any]) -> bool:

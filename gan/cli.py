@@ -63,7 +63,8 @@ def cmd_evaluate(args):
 def cmd_promote(args):
     from gan.promote import promote
 
-    decision = promote(_params(args).promote)
+    params = _params(args)
+    decision = promote(params.promote, params.evaluate)
     print(f"{decision['decision']}: {decision['reason']}")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from gan.config import PromoteConfig
+from gan.config import EvaluateConfig, PromoteConfig
 from gan.decision import Rule
 from gan.errors import GanError
 from gan.export import load_export
@@ -53,14 +53,29 @@ def gather(cfg: PromoteConfig) -> Candidate:
     )
 
 
-def promote(cfg: PromoteConfig) -> dict[str, Any]:
-    """Run the promote stage; returns what it writes to decision.json."""
+def promote(cfg: PromoteConfig, evaluation: EvaluateConfig | None = None) -> dict[str, Any]:
+    """Run the promote stage; returns what it writes to decision.json.
+
+    With `evaluation` (the evaluate section the candidate was measured with), a champion
+    measured under another protocol is re-measured under the candidate's before comparing.
+    """
     cand = gather(cfg)
     registry = Registry(cfg.registry)
-    record = registry.register(cand, Rule(cfg.primary_metric, cfg.mode, cfg.margin))
+    remeasure = None
+    if evaluation is not None:
+
+        def remeasure(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+            from gan.metrics.evaluate import measure
+
+            m = measure(evaluation, model_dir)
+            return m.metrics, m.protocol
+
+    record = registry.register(cand, Rule(cfg.primary_metric, cfg.mode, cfg.margin), remeasure)
     before = (
         registry.show(record["champion_before"]) if record["champion_before"] is not None else None
     )
+    if before and record.get("champion_remeasured"):  # compare with what the rule compared
+        before = {**before, **record["champion_remeasured"]}
     now = registry.champion()
     decision = {
         "decision": record["decision"],

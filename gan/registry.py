@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from gan.decision import PROMOTED, Rule, decide, metric_value
+from gan.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
 from gan.io import sha256_file, write_json
@@ -42,6 +42,9 @@ CHAMPION = "champion.json"
 MODELS = "models"
 LOCK = ".lock"
 ROLLBACK = "rollback"
+
+# Evaluates a model dir under the current evaluation protocol: (metrics, protocol).
+Remeasure = Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]
 
 
 # -- the store ---------------------------------------------------------------------------
@@ -210,8 +213,15 @@ class Registry:
         pointer = {k: record.get(k) for k in keys}
         write_json(self.champion_path, {**pointer, "since": last["time"], "via": last["decision"]})
 
-    def register(self, cand: Candidate, rule: Rule) -> dict[str, Any]:
-        """Decide on a candidate, keep a copy if promoted, append its record; returns it."""
+    def register(
+        self, cand: Candidate, rule: Rule, remeasure: Remeasure | None = None
+    ) -> dict[str, Any]:
+        """Decide on a candidate, keep a copy if promoted, append its record; returns it.
+
+        When the champion was measured under another protocol (new data, a retrained
+        classifier), `remeasure(model_dir)` evaluates the champion's model again under the
+        candidate's protocol, so a retrain on changed data can still win fairly.
+        """
         weights = Path(cand.export_dir) / WEIGHTS
         config = Path(cand.export_dir) / CONFIG
         for f in (weights, config):
@@ -224,7 +234,20 @@ class Registry:
             versions = [r["version"] for r in self.candidates()]
             version = max(versions, default=0) + 1
             before = self.champion()
-            verdict = decide(cand.metrics, cand.protocol, before, rule)
+            judged, remeasured = before, None
+            if before and remeasure and protocol_differences(cand.protocol, before["protocol"]):
+                metrics, protocol = remeasure(self.model_dir(before["version"]))
+                if not protocol_differences(cand.protocol, protocol):
+                    judged = {**before, "metrics": metrics, "protocol": protocol}
+                    remeasured = {
+                        "version": before["version"],
+                        "metrics": metrics,
+                        "protocol": protocol,
+                    }
+            verdict = decide(cand.metrics, cand.protocol, judged, rule)
+            reason = verdict.reason
+            if remeasured:
+                reason += f"; champion v{before['version']} was re-measured under this candidate's protocol"
             export = {
                 "path": str(cand.export_dir),
                 "sha256": sha256_file(weights),
@@ -234,7 +257,7 @@ class Registry:
                 "version": version,
                 "time": _now(),
                 "decision": verdict.decision,
-                "reason": verdict.reason,
+                "reason": reason,
                 "run_id": cand.run_id,
                 "git_revision": git_revision(),
                 "data_hash": cand.data_hash,
@@ -249,6 +272,7 @@ class Registry:
                 "export": export,
                 "model_dir": None,
                 "champion_before": before["version"] if before else None,
+                "champion_remeasured": remeasured,
             }
             if verdict.promoted:
                 record["model_dir"] = self._keep_copy(version, cand, export["sha256"])

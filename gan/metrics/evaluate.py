@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +193,32 @@ def _classifier_figures(
     return figures, trained.weights_sha256
 
 
+@dataclass
+class Measurement:
+    """What one evaluation found: flat metrics, the protocol they hold under, a grid."""
+
+    metrics: dict[str, float]
+    protocol: dict[str, Any]
+    grid: torch.Tensor  # uint8 NCHW
+
+
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
-    """Run the evaluate stage; returns {"metrics": ..., "protocol": ...} as written."""
+    """Run the evaluate stage on cfg.run_dir's export; returns {"metrics", "protocol"} as written."""
+    m = measure(cfg, Path(cfg.run_dir) / "export")
+    out = Path(cfg.output)
+    write_json(out / "metrics.json", m.metrics)
+    write_json(out / "protocol.json", m.protocol)
+    save_grid(m.grid, out / "samples.png", nrow=8, scale=max(1, 64 // m.grid.shape[-1]))
+    return {"metrics": m.metrics, "protocol": m.protocol}
+
+
+def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
+    """Evaluate any exported generator (a run's, or a registry copy) under cfg's protocol.
+
+    Nothing about the generator enters the protocol, so two generators measured with the
+    same cfg, data and extractor are comparable; promotion uses this to re-measure a
+    champion when the data or extractor changed since it was measured.
+    """
     extractor = resolve_extractor(cfg.extractor, cfg.classifier, cfg.inception_weights)
     manifest = read_manifest(cfg.data)
     content_hash = str(manifest.get("content_hash") or "")
@@ -213,15 +238,15 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         )
 
     device = pick_device(cfg.device)
-    exported = load_export(Path(cfg.run_dir) / "export", device)
+    exported = load_export(export_dir, device)
     if hasattr(exported.family, "translate"):  # translation families: test A <-> test B
-        from gan.metrics.translation import evaluate_translation
+        from gan.metrics.translation import measure_translation
 
-        return evaluate_translation(cfg, exported, extractor, content_hash, device.type == "cuda")
+        return measure_translation(cfg, exported, extractor, content_hash, device.type == "cuda")
     fake, labels = generate_samples(exported, n, cfg.seed, cfg.batch_size, cfg.truncation)
     if fake.shape[1:] != real.shape[1:]:
         raise GanError(
-            f"{Path(cfg.run_dir) / 'export'}: generates {tuple(fake.shape[1:])} images but "
+            f"{export_dir}: generates {tuple(fake.shape[1:])} images but "
             f"evaluate.data {cfg.data} holds {tuple(real.shape[1:])}; evaluate against the data it was trained on"
         )
 
@@ -260,8 +285,4 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_fidelity": torch_fidelity.__version__,
     }
-    out = Path(cfg.output)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "protocol.json", protocol)
-    save_grid(fake[:GRID_SAMPLES], out / "samples.png", nrow=8, scale=max(1, 64 // fake.shape[-1]))
-    return {"metrics": metrics, "protocol": protocol}
+    return Measurement(metrics, protocol, fake[:GRID_SAMPLES])

@@ -6,14 +6,13 @@
 - content preservation, where the data has classes and a classifier was trained on it:
   the fraction of translated test images whose predicted class is the source's label.
 
-Outputs are those of the evaluate stage: metrics.json, protocol.json and samples.png, here
-a before/after grid (real A | fake B | real B | fake A) of fixed test images.
+The evaluate stage writes them as for any family: metrics.json, protocol.json and
+samples.png, here a before/after grid (real A | fake B | real B | fake A) of test images.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch_fidelity
@@ -21,11 +20,15 @@ import torch_fidelity
 from gan.config import EvaluateConfig
 from gan.data.shards import load_split
 from gan.errors import GanError
-from gan.grid import save_grid, to_uint8
-from gan.io import write_json
+from gan.grid import to_uint8
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
-from gan.metrics.evaluate import REFERENCE_SPLIT, compute_metrics, reference_cache_name
+from gan.metrics.evaluate import (
+    REFERENCE_SPLIT,
+    Measurement,
+    compute_metrics,
+    reference_cache_name,
+)
 from gan.metrics.extractors import Extractor
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
@@ -59,10 +62,10 @@ def before_after(real_a, fake_b, real_b, fake_a, n: int = GRID_PAIRS) -> torch.T
     return torch.stack([real_a[:k], fake_b[:k], real_b[:k], fake_a[:k]], 1).flatten(0, 1)
 
 
-def evaluate_translation(
+def measure_translation(
     cfg: EvaluateConfig, exported, extractor: Extractor, content_hash: str, cuda: bool
-) -> dict[str, Any]:
-    """The evaluate stage for a family with `translate`; writes and returns metrics/protocol."""
+) -> Measurement:
+    """Metrics, protocol and a before/after grid for a family with `translate`."""
     test = load_split(cfg.data, REFERENCE_SPLIT)
     real = {d: test.domain(i) for i, d in enumerate("AB")}
     for d, part in real.items():
@@ -118,12 +121,8 @@ def evaluate_translation(
         "torch": torch.__version__,
         "torch_fidelity": torch_fidelity.__version__,
     }
-    out = Path(cfg.output)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "protocol.json", protocol)
     grid = before_after(real["A"].images, fake["B"], real["B"].images, fake["A"])
-    save_grid(grid, out / "samples.png", nrow=8, scale=max(1, 64 // grid.shape[-1]))
-    return {"metrics": metrics, "protocol": protocol}
+    return Measurement(metrics, protocol, grid)
 
 
 def _class_preservation(cfg, real, fake, content_hash, metrics) -> str | None:
