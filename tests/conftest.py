@@ -27,7 +27,9 @@ def digits_tensors(resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (x * 255).round().clamp(0, 255).to(torch.uint8), torch.tensor(d.target)
 
 
-def write_dataset(out: Path, images: torch.Tensor, labels: torch.Tensor, test_every: int = 5) -> Path:
+def write_dataset(
+    out: Path, images: torch.Tensor, labels: torch.Tensor, test_every: int = 5
+) -> Path:
     """A processed dataset dir in the format preprocess writes (shards + manifest.json)."""
     from gan.data.shards import write_split
     from gan.io import sha256_tree, write_json
@@ -36,7 +38,9 @@ def write_dataset(out: Path, images: torch.Tensor, labels: torch.Tensor, test_ev
     splits = {}
     for name, keep in (("train", ~test), ("test", test)):
         n = int(keep.sum())
-        shards = write_split(out, name, images[keep], labels[keep], torch.zeros(n, dtype=torch.long), 4096)
+        shards = write_split(
+            out, name, images[keep], labels[keep], torch.zeros(n, dtype=torch.long), 4096
+        )
         splits[name] = {"count": n, "shards": shards}
     write_json(
         out / "manifest.json",

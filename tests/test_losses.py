@@ -41,7 +41,9 @@ def test_gradient_penalty_zero_for_unit_gradient_and_positive_otherwise():
     real, fake = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
     gen = torch.Generator().manual_seed(0)
     unit = w / w.norm()
-    assert gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake, gen).item() == pytest.approx(0, abs=1e-10)
+    assert gradient_penalty(
+        lambda x: (x * unit).flatten(1).sum(1), real, fake, gen
+    ).item() == pytest.approx(0, abs=1e-10)
     gp = gradient_penalty(lambda x: (x * 3 * unit).flatten(1).sum(1), real, fake, gen)
     assert gp.item() == pytest.approx(4.0, rel=1e-5)  # (3 - 1)^2
     assert gp.requires_grad is False or gp.grad_fn is not None

@@ -44,7 +44,14 @@ def test_run_writes_checkpoints_log_samples_and_export(digits16, tmp_path):
     assert [p.name for p in list_checkpoints(run)] == [f"ckpt-{s:08d}.pt" for s in (4, 8, 12)]
     log = pd.read_csv(run / "log.csv")
     assert list(log["step"]) == [4, 8, 12]
-    for col in ("loss_D_main", "loss_G_main", "gradnorm_D_main", "gradnorm_G_main", "lr_G", "img_per_s"):
+    for col in (
+        "loss_D_main",
+        "loss_G_main",
+        "gradnorm_D_main",
+        "gradnorm_G_main",
+        "lr_G",
+        "img_per_s",
+    ):
         assert log[col].notna().all(), col
     assert (run / "samples" / "step-00000006.png").is_file() and (run / "samples.png").is_file()
     exported = load_export(run / "export")
@@ -126,7 +133,9 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
         train(cfg)
 
 
-def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(digits16, tmp_path, monkeypatch):
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(
+    digits16, tmp_path, monkeypatch
+):
     from gan.models.dcgan import DCGAN
 
     class Exploding(DCGAN):
@@ -144,7 +153,9 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(digits16
     monkeypatch.setitem(sys.modules, "exploding_family", module)
     monkeypatch.setitem(FAMILIES, "dcgan", "exploding_family:Exploding")
     cfg = tiny(digits16, tmp_path)
-    with pytest.raises(GanError, match=r"loss of phase G_main is nan at step 10.*ckpt-00000008\.pt"):
+    with pytest.raises(
+        GanError, match=r"loss of phase G_main is nan at step 10.*ckpt-00000008\.pt"
+    ):
         train(cfg)
     ckpts = list_checkpoints(cfg.run_dir)
     assert [p.name for p in ckpts] == ["ckpt-00000004.pt", "ckpt-00000008.pt"]
