@@ -164,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
         help="class indices for conditional models, repeated to fill n",
     )
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    from flows.serve import add_arguments as serve_arguments
+    from flows.serve import run as serve_run
+
+    serve = sub.add_parser("serve", help="serve every prefect.yaml deployment with its schedule")
+    serve_arguments(serve).set_defaults(fn=serve_run)
     h = stage(
         "hpo", cmd_hpo, "Optuna search over train params: run a worker, show or apply the best"
     )
