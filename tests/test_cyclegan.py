@@ -250,6 +250,11 @@ def test_lr_is_constant_then_decays_linearly_to_zero(unpaired16, tmp_path):
     assert seen[-1] == [0.0, 0.0]
 
 
+def test_single_domain_data_is_refused_naming_the_key(digits16, tmp_path):
+    with pytest.raises(GanError, match="train.model: cyclegan needs unpaired data"):
+        train(tiny(digits16, tmp_path))
+
+
 def _assert_same(a, b, path="state"):
     if isinstance(a, torch.Tensor):
         assert torch.equal(a, b), path
