@@ -118,6 +118,17 @@ def cmd_hpo(args):
         print(f"{args.params}: {len(changes)} value(s) changed; `dvc repro` trains the winner")
 
 
+def cmd_translate(args):
+    from gan.translate import translate
+
+    registry_root = args.registry or _params(args).promote.registry
+    count = translate(
+        args.model, args.direction, args.input, args.output, batch_size=args.batch_size,
+        registry=registry_root, device=args.device,
+    )  # fmt: skip
+    print(f"translated {count} images into {args.output}")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -164,6 +175,16 @@ def _parser() -> argparse.ArgumentParser:
         help="class indices for conditional models, repeated to fill n",
     )
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    tr = stage("translate", cmd_translate, "translate a folder of images with a CycleGAN model")
+    tr.add_argument(
+        "--model", default="champion", help="champion, a registry version (v3) or an export dir"
+    )
+    tr.add_argument("--direction", choices=["AtoB", "BtoA"], required=True)
+    tr.add_argument("--input", required=True, help="folder of images (searched recursively)")
+    tr.add_argument("--output", required=True, help="folder for the translated PNGs")
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--registry", help="registry dir (default: promote.registry in params)")
     from flows.serve import add_arguments as serve_arguments
     from flows.serve import run as serve_run
 
