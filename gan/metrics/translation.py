@@ -57,9 +57,12 @@ def cycle_error(family, module, images: torch.Tensor, there: str, batch_size: in
 
 
 def before_after(real_a, fake_b, real_b, fake_a, n: int = GRID_PAIRS) -> torch.Tensor:
-    """Rows of (real A, fake B, real B, fake A) for the first n images of each domain."""
+    """Rows of (real A, fake B, real B, fake A) for n images spread evenly over each domain
+    (test splits are often ordered by class, so the first n would show one or two classes)."""
     k = min(n, len(real_a), len(real_b))
-    return torch.stack([real_a[:k], fake_b[:k], real_b[:k], fake_a[:k]], 1).flatten(0, 1)
+    ia = torch.linspace(0, len(real_a) - 1, k).round().long()
+    ib = torch.linspace(0, len(real_b) - 1, k).round().long()
+    return torch.stack([real_a[ia], fake_b[ia], real_b[ib], fake_a[ib]], 1).flatten(0, 1)
 
 
 def measure_translation(
