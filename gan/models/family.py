@@ -8,6 +8,7 @@ at a family's name.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -54,7 +55,7 @@ class OptimizerSpec:
     extra_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
-class GANFamily:
+class GANFamily(ABC):
     """Base class of every model family.
 
     Subclasses set `name` and `config_class`, build `self.nets` in __init__ and implement
@@ -95,11 +96,13 @@ class GANFamily:
         return BatchLoader(split, batch_size, device, seed, flip=flip, memory_format=memory_format)
 
     # -- objective -----------------------------------------------------------------------
+    @abstractmethod
     def phases(self) -> list[Phase]:
-        raise NotImplementedError
+        """The objective's terms in the order they run each step."""
 
+    @abstractmethod
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        raise NotImplementedError
+        """One Adam optimiser per name; phases refer to them by that name."""
 
     # -- state beyond nets and optimisers (image pools, running averages) ---------------
     def extra_state(self) -> dict[str, Any]:
@@ -110,11 +113,12 @@ class GANFamily:
 
     # -- using a trained generator -------------------------------------------------------
     @classmethod
+    @abstractmethod
     def build_generator(cls, cfg: ModelConfig, data: DataInfo) -> nn.Module:
         """The exported network (the EMA generator) with freshly initialised weights."""
-        raise NotImplementedError
 
     @classmethod
+    @abstractmethod
     def generate(
         cls,
         G: nn.Module,
@@ -124,7 +128,6 @@ class GANFamily:
         truncation: float = 1.0,
     ) -> torch.Tensor:
         """`n` images in [-1, 1], NCHW, from the latents that `generator` draws."""
-        raise NotImplementedError
 
     def preview(
         self, G: nn.Module, n: int, generator: torch.Generator, labels: torch.Tensor | None = None
