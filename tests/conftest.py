@@ -60,3 +60,19 @@ def write_dataset(
 def digits16(tmp_path_factory) -> Path:
     images, labels = digits_tensors(16)
     return write_dataset(tmp_path_factory.mktemp("digits16"), images, labels)
+
+
+def assert_same_state(a, b, path="state"):
+    """Bit-for-bit equality of nested checkpoint state (tensors, dicts, lists, scalars)."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_same_state(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import digits_tensors
+from conftest import assert_same_state, digits_tensors
 from PIL import Image
 
 from gan.config import OptimConfig, TrainConfig
@@ -255,21 +255,6 @@ def test_single_domain_data_is_refused_naming_the_key(digits16, tmp_path):
         train(tiny(digits16, tmp_path))
 
 
-def _assert_same(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            _assert_same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 def test_interrupted_and_resumed_run_equals_uninterrupted(unpaired16, tmp_path):
     full = tiny(unpaired16, tmp_path / "full")
     train(full)
@@ -283,7 +268,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(unpaired16, tmp_path):
     pools = a["rng"]["family"]
     assert len(pools["pool_A"]["images"]) == 6  # the pool filled and is compared too
     for key in ("step", "nets", "optimizers", "schedulers", "rng"):
-        _assert_same(a[key], b[key], key)
+        assert_same_state(a[key], b[key], key)
     exported = load_export(full.run_dir / "export")
     assert exported.meta["family"] == "cyclegan" and set(exported.generator) == {"AtoB", "BtoA"}
 

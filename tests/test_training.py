@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from conftest import assert_same_state
 
 from gan.config import TrainConfig
 from gan.errors import GanError
@@ -65,21 +66,6 @@ def _weights(cfg: TrainConfig) -> dict:
     return state
 
 
-def _assert_same_state(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            _assert_same_state(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same_state(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 @pytest.mark.parametrize(
     "variant",
     [
@@ -102,9 +88,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(digits16, tmp_path, va
     assert summary["resumed_from_step"] == 8
     a, b = _weights(straight), _weights(resumed)
     assert a["step"] == b["step"] == 12
-    _assert_same_state(a["nets"], b["nets"], "nets")
-    _assert_same_state(a["optimizers"], b["optimizers"], "optimizers")
-    _assert_same_state(a["rng"], b["rng"], "rng")
+    assert_same_state(a["nets"], b["nets"], "nets")
+    assert_same_state(a["optimizers"], b["optimizers"], "optimizers")
+    assert_same_state(a["rng"], b["rng"], "rng")
     log_a = pd.read_csv(straight.run_dir / "log.csv")
     log_b = pd.read_csv(resumed.run_dir / "log.csv")
     assert list(log_b["step"]) == [4, 8, 12]

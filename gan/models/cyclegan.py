@@ -18,7 +18,7 @@ from torch import nn
 from gan.config import ModelConfig
 from gan.data.unpaired import UnpairedLoader
 from gan.errors import GanError
-from gan.models.family import Batch, DataInfo, GANFamily, OptimizerSpec, Phase
+from gan.models.family import Batch, DataInfo, GANFamily, Phase
 from gan.models.image_pool import ImagePool
 from gan.models.layers import dcgan_init
 
@@ -246,13 +246,6 @@ class CycleGAN(GANFamily):
         return torch.stack([real["A"], fake_b, real["B"], fake_a], 1).flatten(0, 1)
 
     # -- objective ----------------------------------------------------------------------
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        o = self.optim
-        return {
-            "G": OptimizerSpec(list(self.nets["G"].parameters()), o.g_lr, o.g_betas),
-            "D": OptimizerSpec(list(self.nets["D"].parameters()), o.d_lr, o.d_betas),
-        }
-
     def phases(self) -> list[Phase]:
         return [Phase("G_main", "G", self._g_main), Phase("D_main", "D", self._d_main)]
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from gan.config import ModelConfig
 from gan.losses import d_loss, g_loss, gradient_penalty
-from gan.models.family import Batch, DataInfo, GANFamily, OptimizerSpec, Phase
+from gan.models.family import Batch, DataInfo, GANFamily, Phase
 from gan.models.layers import dcgan_init, norm_layer, stage_channels
 
 
@@ -106,13 +106,6 @@ class DCGAN(GANFamily):
         device = next(G.parameters()).device
         z = torch.randn(n, G.z_dim, generator=generator, device=generator.device).to(device)
         return G(z * truncation if truncation != 1.0 else z)
-
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        o = self.optim
-        return {
-            "G": OptimizerSpec(list(self.nets["G"].parameters()), o.g_lr, o.g_betas),
-            "D": OptimizerSpec(list(self.nets["D"].parameters()), o.d_lr, o.d_betas),
-        }
 
     def phases(self) -> list[Phase]:
         return [

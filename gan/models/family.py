@@ -100,9 +100,17 @@ class GANFamily(ABC):
     def phases(self) -> list[Phase]:
         """The objective's terms in the order they run each step."""
 
-    @abstractmethod
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        """One Adam optimiser per name; phases refer to them by that name."""
+        """One Adam optimiser per name; phases refer to them by that name.
+
+        Default: "G" over nets["G"] and "D" over nets["D"] with train.optim's settings;
+        a family with other groups (mapping-network lr multipliers) overrides it.
+        """
+        o = self.optim
+        return {
+            "G": OptimizerSpec(list(self.nets["G"].parameters()), o.g_lr, o.g_betas),
+            "D": OptimizerSpec(list(self.nets["D"].parameters()), o.d_lr, o.d_betas),
+        }
 
     # -- state beyond nets and optimisers (image pools, running averages) ---------------
     def extra_state(self) -> dict[str, Any]:
