@@ -28,6 +28,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from gan.config import load_params
+from gan.device import cpu_threads
 from gan.errors import GanError
 
 Runner = Literal["threads", "processes", "dask"]
@@ -133,13 +134,9 @@ def hpo_flow(
     threads = max(1, (os.cpu_count() or 1) // concurrency)
     runner = make_task_runner(task_runner, concurrency, dask_address)
     if left > 0:
-        before = torch.get_num_threads()
-        if task_runner == "threads":  # threads of this process share its cores
-            torch.set_num_threads(threads)
-        try:
+        # threads of this process share its cores; other runners' workers set their own
+        with cpu_threads(threads if task_runner == "threads" else None):
             trials_flow.with_options(task_runner=runner)(params_path, overrides, left, threads)
-        finally:
-            torch.set_num_threads(before)
     return results_task(params_path, overrides, apply)
 
 

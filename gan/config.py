@@ -107,6 +107,7 @@ class TrainConfig(Section):
     resume: bool = True
     init_from: str | None = None
     progress: bool = True
+    threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: one per core
 
     @field_validator("model", mode="before")
     @classmethod
@@ -138,6 +139,8 @@ class ClassifierConfig(Section):
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0.0)
     feature_dim: int = Field(128, gt=0)
+    translate: float = Field(0.0625, ge=0.0, lt=0.5)  # random shift, fraction of the size
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)  # before the feature and the output layer
     seed: int = 0
 
 

@@ -25,6 +25,22 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """torch's intra-op threads for the block, then back. Processes that share a few cores
+    (parallel trials, a pipeline next to a test run) each taking all of them ran 2-10x
+    slower than with one thread each on the 2-core reference machine."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class Precision:
     """How the trainer runs its forward passes on a device."""

@@ -158,3 +158,16 @@ def test_explicit_unavailable_device_is_refused(digits16, tmp_path):
         pytest.skip("a CUDA device is present")
     with pytest.raises(GanError, match="cuda"):
         train(tiny(digits16, tmp_path, device="cuda"))
+
+
+def test_threads_apply_during_training_only_and_keep_the_checkpoints(digits16, tmp_path):
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    first = train(tiny(digits16, tmp_path, steps=4))
+    resumed = train(
+        tiny(digits16, tmp_path, steps=8, threads=1),
+        hooks=[lambda done, s: seen.append(torch.get_num_threads())],
+    )
+    assert seen == [1] * 4 and torch.get_num_threads() == before
+    assert resumed["resumed_from_step"] == 4  # threads do not change what a run is
+    assert resumed["fingerprint"] == first["fingerprint"]

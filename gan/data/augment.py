@@ -15,8 +15,11 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def random_translate(x: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by up to `ratio` of its size, filling with zeros (mid-grey)."""
+def random_translate(
+    x: torch.Tensor, ratio: float, generator: torch.Generator, fill: str = "zeros"
+) -> torch.Tensor:
+    """Shift each image by up to `ratio` of its size, filling with zeros (mid-grey) or, with
+    fill="edge", with the border pixels (the background of the image, whatever its colour)."""
     if ratio <= 0:
         return x
     n, _, h, w = x.shape
@@ -25,10 +28,12 @@ def random_translate(x: torch.Tensor, ratio: float, generator: torch.Generator) 
     ty = torch.randint(-sh, sh + 1, (n, 1, 1), generator=generator, device=dev)
     tx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=generator, device=dev)
     gy, gx = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
-    # Indices into the image padded by one zero pixel: out-of-range shifts land on the pad.
-    gy = (gy[None] + ty + 1).clamp(0, h + 1)
-    gx = (gx[None] + tx + 1).clamp(0, w + 1)
-    padded = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)
+    if fill == "edge":  # out-of-range indices clamp to the nearest border pixel
+        gy, gx = (gy[None] + ty).clamp(0, h - 1), (gx[None] + tx).clamp(0, w - 1)
+        padded = x.permute(0, 2, 3, 1)
+    else:  # indices into the image padded by one zero pixel: out-of-range lands on the pad
+        gy, gx = (gy[None] + ty + 1).clamp(0, h + 1), (gx[None] + tx + 1).clamp(0, w + 1)
+        padded = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)
     batch = torch.arange(n, device=dev)[:, None, None]
     return padded[batch, gy, gx].permute(0, 3, 1, 2).contiguous(memory_format=torch.preserve_format)
 

@@ -4,6 +4,10 @@ Inception weights must be downloaded; this network needs none. It is trained on 
 split, checked on the test split, and its penultimate layer gives the features for
 FID/KID/precision-recall while its logits give IS and the class-aware figures.
 
+It is also the judge of content (does a translated digit keep its class?), so its own
+errors cap that figure: batch norm, random shifts and dropout lift the digits-restyled
+accuracy on unseen restyles of test digits from 87% to 94-96% (see params-cyclegan.yaml).
+
 Files in the output directory (all written atomically):
   classifier.safetensors   weights (loaded without executing code)
   classifier.json          architecture, class names, data content hash, test accuracy
@@ -24,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gan.config import ClassifierConfig
+from gan.data.augment import random_translate
 from gan.data.shards import SplitData, load_split
 from gan.errors import GanError
 from gan.io import atomic_path, read_json, sha256_file, write_json
@@ -36,7 +41,8 @@ WIDTHS = (16, 32, 64)  # channels of the three conv blocks
 
 
 class Classifier(nn.Module):
-    """Three conv blocks (32 -> 4 px) and a `feature_dim` penultimate layer."""
+    """Three conv blocks (conv, batch norm, ReLU, max pool: 32 -> 4 px) and a `feature_dim`
+    penultimate layer. Dropout is applied by the training loop, so it leaves no module."""
 
     def __init__(
         self, in_channels: int, num_classes: int, feature_dim: int, input_size: int = INPUT_SIZE
@@ -47,7 +53,12 @@ class Classifier(nn.Module):
         blocks: list[nn.Module] = []
         c = in_channels
         for width in WIDTHS:
-            blocks += [nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(c, width, 3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             c = width
         self.body = nn.Sequential(*blocks)
         self.embed = nn.Sequential(
@@ -118,6 +129,34 @@ def predict_logits(model: Classifier, images: torch.Tensor, batch_size: int = 25
     return torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
+def _training_logits(
+    model: Classifier, x: torch.Tensor, cfg: ClassifierConfig, g: torch.Generator
+) -> torch.Tensor:
+    """Forward pass with the training-only regularisers: edge-filled random shifts (the
+    background keeps its colour, dark or light) and dropout on both dense inputs."""
+    x = random_translate(x, cfg.translate, g, fill="edge")
+    hidden = F.dropout(model.body(x).flatten(1), cfg.dropout)
+    return model.head(F.dropout(model.embed(hidden), cfg.dropout))
+
+
+def _fit(
+    model: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig, g: torch.Generator
+) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    inputs = model.prepare(x)  # resize once, not every epoch
+    steps = cfg.epochs * -(-len(x) // cfg.batch_size)
+    with tqdm(total=steps, desc="classifier", unit="step") as bar:
+        for _ in range(cfg.epochs):
+            model.train()
+            for idx in torch.randperm(len(x), generator=g).split(cfg.batch_size):
+                loss = F.cross_entropy(_training_logits(model, inputs[idx], cfg, g), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update()
+
+
 def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
     """Train on the train split, report test accuracy, write the three files; returns metrics."""
     start = time.perf_counter()
@@ -126,23 +165,11 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
     x_test, y_test = _labelled(test, cfg.data, "test")
     classes = [str(c) for c in train.manifest["classes"]]
 
-    g = torch.Generator().manual_seed(cfg.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)  # batch order and shifts
+    with torch.random.fork_rng(devices=[]):  # initialisation and dropout: seeded, and the
+        torch.manual_seed(cfg.seed)  # caller's global stream is left as it was
         model = Classifier(int(x.shape[1]), len(classes), cfg.feature_dim)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    inputs = model.prepare(x)  # resize once, not every epoch
-    steps = cfg.epochs * -(-len(x) // cfg.batch_size)
-    with tqdm(total=steps, desc="classifier", unit="step") as bar:
-        for _ in range(cfg.epochs):
-            model.train()
-            for idx in torch.randperm(len(x), generator=g).split(cfg.batch_size):
-                loss = F.cross_entropy(model.head(model.embed(model.body(inputs[idx]))), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                bar.update()
+        _fit(model, x, y, cfg, g)
 
     accuracy = float((predict_logits(model, x_test).argmax(1) == y_test).float().mean())
     out = Path(cfg.output)
@@ -158,6 +185,8 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size,
             "lr": cfg.lr,
+            "translate": cfg.translate,
+            "dropout": cfg.dropout,
             "seed": cfg.seed,
         },
         "test_accuracy": accuracy,

@@ -22,7 +22,7 @@ PATTERN = re.compile(r"ckpt-(\d{8})\.pt$")
 # Train params that do not change the weights a run produces.
 NEUTRAL_KEYS = {
     "steps", "progress", "log_every", "sample_every", "checkpoint_every",
-    "keep_checkpoints", "resume", "grid_size", "runs_dir", "run", "init_from",
+    "keep_checkpoints", "resume", "grid_size", "runs_dir", "run", "init_from", "threads",
 }  # fmt: skip
 
 

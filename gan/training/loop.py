@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from gan.config import TrainConfig, dump_section
 from gan.data.shards import load_split
-from gan.device import pick_device, pick_precision
+from gan.device import cpu_threads, pick_device, pick_precision
 from gan.errors import GanError
 from gan.export import save_export
 from gan.grid import save_grid
@@ -107,6 +107,11 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
     `hooks` are called after every step with (steps done, session), e.g. to report an
     intermediate metric to an Optuna pruner; an exception from a hook ends the run.
     """
+    with cpu_threads(cfg.threads):
+        return _train(cfg, hooks)
+
+
+def _train(cfg: TrainConfig, hooks: list[StepHook] | None) -> dict[str, Any]:
     device = pick_device(cfg.device)
     precision = pick_precision(device, cfg.precision, cfg.channels_last)
     split = load_split(cfg.data, "train")
