@@ -5,6 +5,10 @@ sample by default) of the EMA generator against the reference split and reports 
 the pruner can stop a bad trial early. At the last step the objective (FID or KID) is
 measured on `hpo.objective_samples` samples, under the evaluate section's extractor:
 trials are compared under one protocol, the same one `gan evaluate` uses.
+
+Translation families (CycleGAN) are measured as `gan evaluate` measures them: test-A
+translated against real test-B and back (up to n images per direction), and the mean of
+the two directions is the trial's figure.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from gan.grid import to_uint8
 from gan.hpo_space import suggest, with_values
 from gan.metrics.evaluate import REFERENCE_SPLIT, compute_metrics, reference_cache_name
 from gan.metrics.extractors import Extractor, resolve_extractor
+from gan.metrics.translation import DIRECTIONS, translate_images
+from gan.models import get_family
 from gan.training.inference import inference_copy
 from gan.training.loop import train
 
@@ -38,7 +44,7 @@ class Reference:
     """What every measurement of a study compares against, loaded once per worker."""
 
     extractor: Extractor
-    real: torch.Tensor
+    real: dict[str, torch.Tensor]  # test images by domain ("" when the data has one)
     content_hash: str
     cache_dir: str
     seed: int
@@ -56,9 +62,17 @@ def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Referenc
         raise GanError(
             f"{Path(train_cfg.data) / 'manifest.json'}: no content_hash (rerun `gan preprocess`)"
         )
-    real = load_split(train_cfg.data, REFERENCE_SPLIT).images
-    if len(real) < 2:
-        raise GanError(f"{train_cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images")
+    split = load_split(train_cfg.data, REFERENCE_SPLIT)
+    if hasattr(get_family(train_cfg.model.family), "translate"):
+        real = {d: split.domain(i).images for i, d in enumerate("AB")}
+    else:
+        real = {"": split.images}
+    for d, images in real.items():
+        if len(images) < 2:
+            where = f" of domain {d}" if d else ""
+            raise GanError(
+                f"{train_cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images{where}"
+            )
     return Reference(
         extractor,
         real,
@@ -71,8 +85,13 @@ def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Referenc
     )
 
 
-def sampler_of(session) -> Callable[[int], torch.Tensor]:
-    """n uint8 samples of the session's EMA generator from fixed latents (fair across trials).
+Sampler = Callable[[int, int, int], dict[str, torch.Tensor]]
+
+
+def sampler_of(session, ref: Reference) -> Sampler:
+    """`sample(n, seed, batch_size)`: uint8 images of the session's EMA generator, by the
+    domain they should match. Fixed latents (or the fixed test images a translation family
+    translates) keep trials comparable.
 
     One inference copy (batch-norm standing statistics) serves every call, so a step that
     measures twice pays for it once.
@@ -87,7 +106,14 @@ def sampler_of(session) -> Callable[[int], torch.Tensor]:
     device = next(G.parameters()).device
 
     @torch.no_grad()
-    def sample(n: int, seed: int, batch_size: int) -> torch.Tensor:
+    def translate(n: int, seed: int, batch_size: int) -> dict[str, torch.Tensor]:
+        return {
+            dst: translate_images(family, G, ref.real[src][:n], direction, batch_size)
+            for direction, (src, dst) in DIRECTIONS.items()
+        }
+
+    @torch.no_grad()
+    def sample(n: int, seed: int, batch_size: int) -> dict[str, torch.Tensor]:
         rng = torch.Generator().manual_seed(seed)
         labels = labels_for(n, torch.device("cpu"))
         chunks = []
@@ -95,26 +121,35 @@ def sampler_of(session) -> Callable[[int], torch.Tensor]:
             size = min(batch_size, n - start)
             y = labels[start : start + size].to(device) if labels is not None else None
             chunks.append(to_uint8(family.generate(G, size, rng, labels=y)))
-        return torch.cat(chunks)
+        return {"": torch.cat(chunks)}
 
-    return sample
+    return translate if hasattr(family, "translate") else sample
 
 
-def measure(ref: Reference, sample: Callable, n: int, metrics: list[str]) -> dict[str, float]:
-    """`metrics` of n generated samples against the reference split."""
-    return compute_metrics(
-        sample(n, ref.seed, ref.batch_size),
-        ref.real,
-        ref.extractor.name,
-        metrics,
-        kid_subset_size=ref.kid_subset_size,
-        seed=ref.seed,
-        batch_size=ref.batch_size,
-        cache_dir=ref.cache_dir,
-        real_cache_name=reference_cache_name(REFERENCE_SPLIT, ref.content_hash, ref.extractor),
-        cuda=ref.cuda,
-        extractor_kwargs=ref.extractor.kwargs,
-    )
+def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict[str, float]:
+    """`metrics` of n generated (or per direction, translated) images against the reference
+    split; with two domains, the mean over the directions, as `gan evaluate` reports it."""
+    results = []
+    for d, fake in sample(n, ref.seed, ref.batch_size).items():
+        real = ref.real[d]
+        results.append(
+            compute_metrics(
+                fake,
+                real,
+                ref.extractor.name,
+                metrics,
+                kid_subset_size=max(2, min(ref.kid_subset_size, len(fake), len(real))),
+                seed=ref.seed,
+                batch_size=ref.batch_size,
+                cache_dir=ref.cache_dir,
+                real_cache_name=reference_cache_name(
+                    f"{REFERENCE_SPLIT}{d}", ref.content_hash, ref.extractor
+                ),
+                cuda=ref.cuda,
+                extractor_kwargs=ref.extractor.kwargs,
+            )
+        )
+    return {m: sum(r[m] for r in results) / len(results) for m in metrics}
 
 
 class ReportHook:
@@ -129,7 +164,7 @@ class ReportHook:
         last = done == hpo.budget_steps
         if done % hpo.report_every and not last:
             return
-        sample = sampler_of(session)
+        sample = sampler_of(session, self.ref)
         value = measure(self.ref, sample, hpo.report_samples, [hpo.report_metric])[
             hpo.report_metric
         ]

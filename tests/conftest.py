@@ -76,3 +76,37 @@ def assert_same_state(a, b, path="state"):
             assert_same_state(x, y, f"{path}[{i}]")
     else:
         assert a == b, path
+
+
+def unpaired_tensors(resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Even digits as they are (A), odd digits inverted (B): no source image in both."""
+    images, labels = digits_tensors(resolution)
+    images, labels = images[:400], labels[:400]
+    domains = torch.arange(len(images)) % 2
+    images = torch.where(domains[:, None, None, None] == 1, 255 - images, images)
+    return images, labels, domains
+
+
+@pytest.fixture(scope="session")
+def unpaired16(tmp_path_factory) -> Path:
+    """A two-domain processed dataset (CycleGAN layout after preprocess)."""
+    from gan.data.shards import write_split
+    from gan.io import sha256_tree, write_json
+
+    out = tmp_path_factory.mktemp("unpaired16")
+    images, labels, domains = unpaired_tensors(16)
+    test = torch.arange(len(images)) % 5 < 2
+    splits = {}
+    for name, keep in (("train", ~test), ("test", test)):
+        shards = write_split(out, name, images[keep], labels[keep], domains[keep], 4096)
+        splits[name] = {"count": int(keep.sum()), "shards": shards}
+    manifest = {
+        "resolution": 16,
+        "channels": 1,
+        "classes": [str(i) for i in range(10)],
+        "domains": ["A", "B"],
+        "content_hash": sha256_tree(out, "*.pt"),
+        "splits": splits,
+    }
+    write_json(out / "manifest.json", manifest)
+    return out

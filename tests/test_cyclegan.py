@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_same_state, digits_tensors
+from conftest import assert_same_state, unpaired_tensors
 from PIL import Image
 
 from gan.config import OptimConfig, TrainConfig
-from gan.data.shards import SplitData, write_split
+from gan.data.shards import SplitData
 from gan.data.unpaired import UnpairedLoader, load_size, random_crop
 from gan.errors import GanError
 from gan.export import load_export
-from gan.io import load_torch, sha256_tree, write_json
+from gan.io import load_torch
 from gan.models.cyclegan import (
     CycleGAN,
     CycleGANConfig,
@@ -40,37 +40,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-# -- data ---------------------------------------------------------------------------------
-def _unpaired(resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Even digits as they are (A), odd digits inverted (B): no source image in both."""
-    images, labels = digits_tensors(resolution)
-    images, labels = images[:400], labels[:400]
-    domains = torch.arange(len(images)) % 2
-    images = torch.where(domains[:, None, None, None] == 1, 255 - images, images)
-    return images, labels, domains
-
-
-@pytest.fixture(scope="module")
-def unpaired16(tmp_path_factory):
-    out = tmp_path_factory.mktemp("unpaired16")
-    images, labels, domains = _unpaired(16)
-    test = torch.arange(len(images)) % 5 < 2
-    splits = {}
-    for name, keep in (("train", ~test), ("test", test)):
-        shards = write_split(out, name, images[keep], labels[keep], domains[keep], 4096)
-        splits[name] = {"count": int(keep.sum()), "shards": shards}
-    manifest = {
-        "resolution": 16,
-        "channels": 1,
-        "classes": [str(i) for i in range(10)],
-        "domains": ["A", "B"],
-        "content_hash": sha256_tree(out, "*.pt"),
-        "splits": splits,
-    }
-    write_json(out / "manifest.json", manifest)
-    return out
 
 
 def tiny(data, tmp_path, **overrides) -> TrainConfig:
@@ -207,7 +176,7 @@ def load_roundtrip(state, tmp=None):
 
 # -- unpaired loader ----------------------------------------------------------------------
 def test_unpaired_loader_crops_flips_and_resumes():
-    images, labels, domains = _unpaired(16)
+    images, labels, domains = unpaired_tensors(16)
     split = SplitData(images, labels, domains, {})
     loader = UnpairedLoader(split, 8, torch.device("cpu"), seed=3, flip=True, load_scale=286 / 256)
     assert load_size(256, 286 / 256) == 286 and loader.images["A"].shape[-1] == 18

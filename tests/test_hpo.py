@@ -154,3 +154,37 @@ def test_database_heartbeat_fails_and_retries_a_trial_lost_on_another_machine(pa
     lost, retry = load(params).get_trials()
     assert lost.state.name == "FAIL" and retry.state.name == "WAITING"
     assert retry.user_attrs["retry_of"] == 0 and "heartbeats" in retry.user_attrs["retry_reason"]
+
+
+def test_cyclegan_trials_are_measured_as_evaluate_measures_them(params_file, unpaired16, tmp_path):
+    """A translation study: each trial's objective is the mean FID of the two directions,
+    the figure `gan evaluate` reports for the trial's export."""
+    from gan.config import ClassifierConfig
+    from gan.metrics.classifier import train_classifier
+    from gan.metrics.evaluate import measure
+
+    clf = tmp_path / "clf-unpaired"
+    train_classifier(ClassifierConfig(data=str(unpaired16), output=str(clf), epochs=1))
+    model = "{family: cyclegan, ngf: 4, ndf: 4, n_blocks: 1, n_layers_d: 2, pool_size: 4}"
+    params = load_params(
+        params_file,
+        [
+            f"train.data={unpaired16}",
+            f"evaluate.data={unpaired16}",
+            f"evaluate.classifier={clf}",
+            f"train.model={model}",
+            "train.batch_size=4",
+            "hpo.n_trials=2",
+            "hpo.budget_steps=4",
+            "hpo.report_every=2",
+            "hpo.objective_samples=1000",  # more than a test domain holds: all of it
+        ],
+    )
+    summary = run(params)
+    assert summary["complete"] == 2
+    for trial in load(params).get_trials():
+        assert sorted(trial.intermediate_values) == [2, 4]
+        export = params_file.parent / trial.user_attrs["run_dir"] / "export"
+        evaluated = measure(params.evaluate, export).metrics
+        assert trial.value == pytest.approx(evaluated["fid"], rel=1e-5)
+        assert trial.user_attrs["kid"] == pytest.approx(evaluated["kid"], rel=1e-5)
