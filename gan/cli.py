@@ -45,7 +45,10 @@ def cmd_train(args):
     if args.fresh:
         cfg = cfg.model_copy(update={"resume": False})
     summary = train(cfg)
-    print(f"trained {summary['run_id']} in {summary['seconds']} s ({summary['img_per_s']} img/s)")
+    if "run_id" in summary:  # under torchrun, ranks other than 0 have nothing to report
+        print(
+            f"trained {summary['run_id']} in {summary['seconds']} s ({summary['img_per_s']} img/s)"
+        )
 
 
 def cmd_classifier(args):

@@ -108,6 +108,16 @@ class TrainConfig(Section):
     init_from: str | None = None
     progress: bool = True
     threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: one per core
+    world_size: int = Field(1, gt=0)  # data-parallel processes (one per GPU); batch_size is global
+
+    @model_validator(mode="after")
+    def _batch_splits_over_ranks(self) -> TrainConfig:
+        if self.batch_size % self.world_size:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} must be a multiple of train.world_size "
+                f"{self.world_size} (each process takes an equal share of the batch)"
+            )
+        return self
 
     @field_validator("model", mode="before")
     @classmethod

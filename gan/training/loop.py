@@ -23,7 +23,9 @@ from gan.grid import save_grid
 from gan.io import load_torch, write_json
 from gan.losses import grad_norm
 from gan.progress import progress
+from gan.training import distributed
 from gan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside
+from gan.training.distributed import Ranks, average_gradients, broadcast_buffers
 from gan.training.ema import ema_beta, update_ema
 from gan.training.inference import inference_copy
 from gan.training.log import MetricsLog
@@ -37,22 +39,30 @@ def _log(msg: str) -> None:
 
 
 def _restore(session: Session, cfg: TrainConfig) -> None:
-    """Resume from this run's latest checkpoint when it fits; otherwise warm-start or fresh."""
-    run_dir = cfg.run_dir
-    latest = latest_checkpoint(run_dir) if cfg.resume else None
-    if latest is not None:
+    """Resume from this run's latest checkpoint when it fits; otherwise warm-start or fresh.
+
+    Every rank reads the same checkpoint; only rank 0 moves unfitting ones aside, after all
+    have looked."""
+    run_dir, ranks = cfg.run_dir, session.ranks
+    latest = latest_checkpoint(run_dir)
+    resumed, aside = False, latest is not None
+    if latest is not None and cfg.resume:
         state = load_checkpoint(latest)
         if state["fingerprint"] == session.fingerprint and state["step"] <= cfg.steps:
             session.load_state_dict(state, latest)
-            _log(f"resumed from {latest} at step {session.step}")
-            return
+            resumed, aside = True, False
+            if ranks.main:
+                _log(f"resumed from {latest} at step {session.step}")
+    ranks.barrier()
+    if aside and ranks.main:
         moved = set_aside(run_dir)
-        _log(f"checkpoints in {run_dir} are from other params or data; moved to {moved}")
-    elif not cfg.resume and latest_checkpoint(run_dir) is not None:
-        set_aside(run_dir)
-    if cfg.init_from:
+        if cfg.resume:
+            _log(f"checkpoints in {run_dir} are from other params or data; moved to {moved}")
+    ranks.barrier()
+    if not resumed and cfg.init_from:
         session.warm_start(load_torch(cfg.init_from), cfg.init_from)
-        _log(f"warm-started networks from {cfg.init_from}")
+        if ranks.main:
+            _log(f"warm-started networks from {cfg.init_from}")
 
 
 def _grid(session: Session, cfg: TrainConfig, path: Path) -> None:
@@ -83,12 +93,14 @@ def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
             batch = session.loader.next()
             with session.precision.autocast():
                 loss, extra = phase.loss(batch, step)
-            if not torch.isfinite(loss):
+            if not session.ranks.all_finite(loss.detach()):  # all ranks stop together
                 raise FloatingPointError(
                     f"loss of phase {phase.name} is {float(loss.detach())} at step {step + 1}"
+                    + (f" on rank {session.ranks.rank}" if session.ranks.active else "")
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            average_gradients(session.params_of(phase.optimizer), session.ranks)
             if measure:
                 row[f"gradnorm_{phase.name}"] = grad_norm(session.params_of(phase.optimizer))
             opt.step()
@@ -107,22 +119,50 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
     `hooks` are called after every step with (steps done, session), e.g. to report an
     intermediate metric to an Optuna pruner; an exception from a hook ends the run.
     """
-    with cpu_threads(cfg.threads):
-        return _train(cfg, hooks)
-
-
-def _train(cfg: TrainConfig, hooks: list[StepHook] | None) -> dict[str, Any]:
     device = pick_device(cfg.device)
+    ranks = distributed.current()
+    if cfg.world_size == 1 and not ranks.active and distributed.launched_by_torchrun():
+        raise GanError(  # each process would train alone and write the same files
+            "torchrun started several processes but train.world_size is 1; set it to match"
+        )
+    if cfg.world_size > 1 and not ranks.active:
+        if hooks:
+            raise GanError("step hooks (e.g. an Optuna trial) need train.world_size 1")
+        if not distributed.launched_by_torchrun():
+            return distributed.spawn(cfg, device)
+        ranks = distributed.join_torchrun(cfg.world_size, device)
+        try:
+            with cpu_threads(cfg.threads):
+                return _train(cfg, hooks, ranks.device(device), ranks)
+        finally:
+            torch.distributed.destroy_process_group()
+    elif ranks.world_size != cfg.world_size:
+        raise GanError(
+            f"train.world_size is {cfg.world_size} but the process group has "
+            f"{ranks.world_size} processes"
+        )
+    with cpu_threads(cfg.threads):
+        return _train(cfg, hooks, ranks.device(device), ranks)
+
+
+def _train(
+    cfg: TrainConfig, hooks: list[StepHook] | None, device: torch.device, ranks: Ranks
+) -> dict[str, Any]:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     precision = pick_precision(device, cfg.precision, cfg.channels_last)
     split = load_split(cfg.data, "train")
-    session = Session(cfg, split, precision)
+    session = Session(cfg, split, precision, ranks)
     run_dir = cfg.run_dir
     _restore(session, cfg)
-    log = MetricsLog(run_dir / "log.csv", resume_step=session.step)
+    main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
+    log = MetricsLog(run_dir / "log.csv", resume_step=session.step) if main else None
     family = session.family
     start_step, t0 = session.step, time.perf_counter()
     last_time, last_step = t0, start_step
-    bar = progress(cfg.steps, "train", initial=start_step, unit="step", disable=not cfg.progress)
+    bar = progress(
+        cfg.steps, "train", initial=start_step, unit="step", disable=not (cfg.progress and main)
+    )
     ckpt = latest_checkpoint(run_dir)
     for step in range(start_step, cfg.steps):
         done = step + 1
@@ -138,12 +178,15 @@ def _train(cfg: TrainConfig, hooks: list[StepHook] | None) -> dict[str, Any]:
             raise GanError(f"training stopped: {exc}; {kept}") from None
         for sch in session.schedulers.values():
             sch.step()
+        broadcast_buffers(family.nets.values(), ranks)
         beta = ema_beta(step, cfg.ema.decay, cfg.ema.warmup_steps)
         for ema_name, source in family.ema.items():
             update_ema(family.nets[ema_name], family.nets[source], beta)
         session.step = done
         bar.update(1)
         if measure:
+            row = ranks.mean_scalars(row, device)
+        if measure and log is not None:
             now = time.perf_counter()
             img_s = (done - last_step) * cfg.batch_size / max(now - last_time, 1e-9)
             last_time, last_step = now, done
@@ -153,14 +196,19 @@ def _train(cfg: TrainConfig, hooks: list[StepHook] | None) -> dict[str, Any]:
                 {k: f"{v:.3g}" for k, v in row.items() if k.startswith("loss_")}
                 | {"img/s": f"{img_s:.0f}"}
             )
-        if done % cfg.sample_every == 0 or last:
+        if main and (done % cfg.sample_every == 0 or last):
             _grid(session, cfg, run_dir / "samples" / f"step-{done:08d}.png")
         if done % cfg.checkpoint_every == 0 or last:
-            ckpt = save_checkpoint(run_dir, done, session.state_dict(), cfg.keep_checkpoints)
+            state = session.state_dict()  # collective: gathers every rank's random streams
+            if main:
+                ckpt = save_checkpoint(run_dir, done, state, cfg.keep_checkpoints)
         for hook in hooks or ():
             hook(done, session)
     bar.close()
     seconds = time.perf_counter() - t0
+    distributed.assert_in_sync(family.nets, ranks)
+    if not main:
+        return {"rank": ranks.rank}
     return _finish(session, cfg, seconds, start_step)
 
 
@@ -186,6 +234,7 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         "checkpoint": str(ckpt) if ckpt else None,
         "export": str(run_dir / "export"),
         "device": str(session.precision.device),
+        "world_size": session.ranks.world_size,
         "bf16": session.precision.bf16,
         "seconds": round(seconds, 2),
         "img_per_s": round(trained * cfg.batch_size / seconds, 1)

@@ -21,6 +21,7 @@ from gan.errors import GanError
 from gan.models import get_family
 from gan.models.family import DataInfo, GANFamily
 from gan.training.checkpoint import fingerprint
+from gan.training.distributed import Ranks
 
 
 def data_info(manifest: dict[str, Any]) -> DataInfo:
@@ -40,16 +41,21 @@ def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
 
 
 class Session:
-    def __init__(self, cfg: TrainConfig, split: SplitData, precision: Precision) -> None:
+    def __init__(
+        self, cfg: TrainConfig, split: SplitData, precision: Precision, ranks: Ranks | None = None
+    ) -> None:
         self.cfg = cfg
         self.precision = precision
+        self.ranks = ranks = (
+            ranks or Ranks()
+        )  # same init on every rank; data, latents, augmentation per rank
         device = precision.device
         self.data = data_info(split.manifest)
         self.data_hash = split.manifest["content_hash"]
         self.params = dump_section(cfg)
         self.fingerprint = fingerprint(self.params, self.data_hash)
         torch.manual_seed(cfg.seed)  # network initialisation
-        self.augment = DiffAugment(cfg.augment.translate, device, cfg.seed + 2)
+        self.augment = DiffAugment(cfg.augment.translate, device, ranks.seed(cfg.seed + 2))
         family_cls = get_family(cfg.model.family)
         try:
             self.family: GANFamily = family_cls(
@@ -57,12 +63,14 @@ class Session:
             )
         except ValueError as exc:
             raise GanError(f"train.model: {exc}") from None
-        self.family.noise.manual_seed(cfg.seed + 3)
+        self.family.noise.manual_seed(ranks.seed(cfg.seed + 3))
         nets = self.family.nets
         for ema_name, source in self.family.ema.items():
             nets[ema_name] = copy.deepcopy(nets[source]).eval().requires_grad_(False)
         for net in nets.values():
             net.to(device=device, memory_format=precision.memory_format())
+        if ranks.active:  # anything drawing from the global stream differs per rank
+            torch.manual_seed(ranks.seed(cfg.seed + 4))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         sched = cfg.lr_schedule
@@ -74,7 +82,12 @@ class Session:
                 opt, lambda s: lr_factor(s, sched.constant_steps, sched.decay_steps)
             )
         self.loader = self.family.make_loader(
-            split, cfg.batch_size, device, cfg.seed + 1, cfg.augment.flip, precision.memory_format()
+            split,
+            cfg.batch_size // ranks.world_size,
+            device,
+            ranks.seed(cfg.seed + 1),
+            cfg.augment.flip,
+            precision.memory_format(),
         )
         self.step = 0
 
@@ -89,7 +102,18 @@ class Session:
         return [p for g in self.optimizers[optimizer].param_groups for p in g["params"]]
 
     # -- checkpoint state ---------------------------------------------------------------
+    def rng_state(self) -> dict[str, Any]:
+        return {
+            "torch": torch.get_rng_state(),
+            "loader": self.loader.state_dict(),
+            "augment": self.augment.state_dict(),
+            "family": self.family.extra_state(),
+        }
+
     def state_dict(self) -> dict[str, Any]:
+        """Collective under data parallelism: every rank must call it (their random
+        streams are gathered into the one checkpoint rank 0 writes)."""
+        rank_rngs = self.ranks.gather(self.rng_state())
         return {
             "step": self.step,
             "fingerprint": self.fingerprint,
@@ -99,12 +123,8 @@ class Session:
             "nets": {k: v.state_dict() for k, v in self.family.nets.items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "loader": self.loader.state_dict(),
-                "augment": self.augment.state_dict(),
-                "family": self.family.extra_state(),
-            },
+            "rng": rank_rngs[0],
+            **({"rank_rng": rank_rngs} if self.ranks.active else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any], source: str | Path) -> None:
@@ -115,10 +135,11 @@ class Session:
                 opt.load_state_dict(state["optimizers"][k])
             for k, sch in self.schedulers.items():
                 sch.load_state_dict(state["schedulers"][k])
-            torch.set_rng_state(state["rng"]["torch"])
-            self.loader.load_state_dict(state["rng"]["loader"])
-            self.augment.load_state_dict(state["rng"]["augment"])
-            self.family.load_extra_state(state["rng"]["family"])
+            rng = state["rank_rng"][self.ranks.rank] if self.ranks.active else state["rng"]
+            torch.set_rng_state(rng["torch"])
+            self.loader.load_state_dict(rng["loader"])
+            self.augment.load_state_dict(rng["augment"])
+            self.family.load_extra_state(rng["family"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise GanError(
                 f"{source}: checkpoint does not fit this model ({type(exc).__name__}: {exc})"
