@@ -33,7 +33,7 @@ test: lint services
 	$(ACTIVATE) && pytest
 
 bench: $(STAMP)
-	$(ACTIVATE) && python benchmarks/train_throughput.py
+	$(ACTIVATE) && python benchmarks/train_throughput.py && python benchmarks/ddp_scaling.py
 
 clean:
 	rm -rf runs reports models registry data/raw data/processed .cache
