@@ -27,6 +27,7 @@ class Section(BaseModel):
 class PrepareConfig(Section):
     dataset: Literal["digits", "digits-restyled"] = "digits"
     out: str = "data/raw/digits"
+    truth: str | None = None  # digits-restyled: where each test image's exact translation goes
 
 
 class PreprocessConfig(Section):
@@ -161,6 +162,7 @@ class EvaluateConfig(Section):
     extractor: str = "classifier"  # classifier | inception-v3-compat | a registered name
     classifier: str = "models/classifier"
     inception_weights: str | None = None
+    truth: str | None = None  # translation: a folder of exact translations, by test file path
     num_samples: int | None = Field(None, gt=0)  # default: size of the train split
     batch_size: int = Field(64, gt=0)
     seed: int = 0

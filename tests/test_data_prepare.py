@@ -11,6 +11,7 @@ from PIL import Image
 
 from gan.config import PrepareConfig
 from gan.data.builtin import load_digits_uint8, prepare, restyle
+from gan.errors import GanError
 from gan.io import sha256_tree
 
 
@@ -117,3 +118,18 @@ def test_restyled_b_is_inverted_and_thicker(restyled_dir, digits):
     ink_b = (b < 128).mean()  # inverted: ink is dark in B
     assert ink_b > ink_a * 1.2
     assert b[0, 0] == 255 and images[i][0, 0] == 0  # background turned white
+
+
+def test_restyled_truth_is_each_test_image_in_the_other_style(tmp_path, digits):
+    images, _ = digits
+    out, truth = tmp_path / "raw", tmp_path / "truth"
+    prepare(PrepareConfig(dataset="digits-restyled", out=str(out), truth=str(truth)))
+    tests = [rel for rel in _pngs(out) if rel.startswith("test")]
+    assert sorted(_pngs(truth)) == sorted(tests)  # same relative paths, test files only
+    for rel in (tests[0], tests[-1]):
+        i = int(Path(rel).stem)
+        with Image.open(truth / rel) as img:
+            expected = restyle(images[i]) if rel.startswith("testA") else images[i]
+            assert np.array_equal(np.asarray(img), expected), rel
+    with pytest.raises(GanError, match="prepare.truth"):
+        prepare(PrepareConfig(dataset="digits", out=str(tmp_path / "d"), truth=str(truth)))

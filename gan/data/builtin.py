@@ -8,6 +8,9 @@ preprocess stage treats built-in and user data identically:
   ``<out>/{trainA,trainB,testA,testB}/<class>/<index>.png``; domain B is thickened,
   inverted and 16x16. Even source indices go to A and odd ones to B, so no source image
   appears in both domains; the last 20% of each domain (in index order) is its test split.
+  With ``prepare.truth``, the exact translation of every test image is written there under
+  the same relative path (testA/3/120.png: digit 120 in B's style; testB: in A's), so
+  evaluation can measure how far a translation is from the truth, not only its class.
 
 Files are encoded deterministically and rewritten only when their bytes change, so a rerun
 leaves the folder byte-identical.
@@ -45,12 +48,20 @@ def prepare(cfg: PrepareConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise GanError(f"{out}: prepare.out exists and is not a folder")
+    _write_all(out, builders[cfg.dataset]())
+    if cfg.truth:
+        if cfg.dataset != "digits-restyled":
+            raise GanError(f"prepare.truth: {cfg.dataset!r} has no ground-truth translations")
+        _write_all(Path(cfg.truth), _restyled_truth_files())
+    return out
+
+
+def _write_all(out: Path, files: Iterator[tuple[str, np.ndarray]]) -> None:
     written = set()
-    for rel, pixels in builders[cfg.dataset]():
+    for rel, pixels in files:
         _write_png(out / rel, pixels)
         written.add(rel)
     _remove_stale(out, written)
-    return out
 
 
 def load_digits_uint8() -> tuple[np.ndarray, np.ndarray]:
@@ -81,15 +92,26 @@ def _digits_files() -> Iterator[tuple[str, np.ndarray]]:
         yield f"{label}/{i}.png", img
 
 
-def _restyled_files() -> Iterator[tuple[str, np.ndarray]]:
+def _restyled_split() -> Iterator[tuple[str, str, int, np.ndarray, int]]:
+    """(split, domain, source index, source digit, label) for every image of the pair."""
     images, labels = load_digits_uint8()
     for domain, first in (("A", 0), ("B", 1)):
         indices = list(range(first, len(images), 2))
         n_train = len(indices) - round(len(indices) * RESTYLED_TEST_FRACTION)
         for pos, i in enumerate(indices):
-            split = "train" if pos < n_train else "test"
-            pixels = images[i] if domain == "A" else restyle(images[i])
-            yield f"{split}{domain}/{labels[i]}/{i}.png", pixels
+            yield ("train" if pos < n_train else "test"), domain, i, images[i], int(labels[i])
+
+
+def _restyled_files() -> Iterator[tuple[str, np.ndarray]]:
+    for split, domain, i, digit, label in _restyled_split():
+        yield f"{split}{domain}/{label}/{i}.png", digit if domain == "A" else restyle(digit)
+
+
+def _restyled_truth_files() -> Iterator[tuple[str, np.ndarray]]:
+    """Each test image's counterpart in the other domain: the same source digit, restyled."""
+    for split, domain, i, digit, label in _restyled_split():
+        if split == "test":
+            yield f"test{domain}/{label}/{i}.png", restyle(digit) if domain == "A" else digit
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:

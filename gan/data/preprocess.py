@@ -235,6 +235,7 @@ def _write_split(
         "shards": shards,
         "per_class": {name: per_class.get(i, 0) for i, name in enumerate(classes)},
         "hash": _tensor_hash(images, labels, domains),
+        "files": [it.rel for it in items],  # in shard order: lets evaluation find ground truth
     }
     if layout == "cyclegan":
         per_domain = Counter(it.domain for it in items)

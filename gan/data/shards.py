@@ -8,7 +8,7 @@ Labels are -1 where the data has no classes; domains are 0, or 0/1 (A/B) for unp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,17 @@ class SplitData:
     labels: torch.Tensor  # int64 [N], -1 where unknown
     domains: torch.Tensor  # int64 [N]
     manifest: dict[str, Any]
+    files: list[str] = field(default_factory=list)  # source paths, where preprocess kept them
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def domain(self, d: int) -> SplitData:
         keep = self.domains == d
-        return SplitData(self.images[keep], self.labels[keep], self.domains[keep], self.manifest)
+        files = [f for f, k in zip(self.files, keep.tolist(), strict=False) if k]
+        return SplitData(
+            self.images[keep], self.labels[keep], self.domains[keep], self.manifest, files
+        )
 
 
 def write_split(
@@ -87,4 +91,5 @@ def load_split(processed_dir: str | Path, split: str) -> SplitData:
         ) from None
     if images.dtype != torch.uint8 or len(images) != splits[split]["count"]:
         raise GanError(f"{processed_dir}: shards of split {split!r} do not match manifest.json")
-    return SplitData(images, labels, domains, manifest)
+    files = list(splits[split].get("files") or [])
+    return SplitData(images, labels, domains, manifest, files if len(files) == len(images) else [])

@@ -4,7 +4,10 @@
   test-A (``fid_AtoB``, ``fid_BtoA``; ``fid``/``kid`` are their means, for promotion);
 - cycle reconstruction error: mean |F(G(a)) - a| in [0, 1] pixel units, per domain;
 - content preservation, where the data has classes and a classifier was trained on it:
-  the fraction of translated test images whose predicted class is the source's label.
+  the fraction of translated test images whose predicted class is the source's label;
+- distance to the ground truth, where `evaluate.truth` holds the exact translation of each
+  test image under its relative path (the built-in pair writes one): mean |G(a) - truth|
+  in [0, 1] units (``truth_l1_AtoB``, ``truth_l1_BtoA``).
 
 The evaluate stage writes them as for any family: metrics.json, protocol.json and
 samples.png, here a before/after grid (real A | fake B | real B | fake A) of test images.
@@ -18,7 +21,8 @@ import torch
 import torch_fidelity
 
 from gan.config import EvaluateConfig
-from gan.data.shards import load_split
+from gan.data.images import decode_image
+from gan.data.shards import SplitData, load_split
 from gan.errors import GanError
 from gan.grid import to_uint8
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
@@ -108,6 +112,12 @@ def measure_translation(
         err = cycle_error(family, module, real[src].images, direction, cfg.batch_size)
         metrics[f"cycle_l1_{src}"] = err
     classifier_sha = _class_preservation(cfg, real, fake, content_hash, metrics)
+    if cfg.truth:
+        for direction, (src, d) in DIRECTIONS.items():
+            truth = load_truth(cfg.truth, real[src], cfg.data)
+            metrics[f"truth_l1_{direction}"] = float(
+                (fake[d].float() - truth.float()).abs().mean() / 255.0
+            )
 
     protocol = {
         "task": "translation",
@@ -117,6 +127,7 @@ def measure_translation(
         "num_samples": {d: len(real[d]) for d in "AB"},
         "reference_split": REFERENCE_SPLIT,
         "reference_content_hash": content_hash,
+        "truth": cfg.truth,
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
         "kid_subset_size": kid_subset,
@@ -126,6 +137,26 @@ def measure_translation(
     }
     grid = before_after(real["A"].images, fake["B"], real["B"].images, fake["A"])
     return Measurement(metrics, protocol, grid)
+
+
+def load_truth(folder: str, part: SplitData, data: str) -> torch.Tensor:
+    """The exact translations of `part`'s images, decoded and resized as preprocess does."""
+    if len(part.files) != len(part):
+        raise GanError(
+            f"{Path(data) / 'manifest.json'}: no source file names (rerun `gan preprocess`), "
+            "so evaluate.truth cannot be matched to the test images"
+        )
+    _, channels, resolution, _ = part.images.shape
+    out = []
+    for rel in part.files:
+        path = Path(folder) / rel
+        if not path.is_file():
+            raise GanError(f"{path}: evaluate.truth has no ground truth for test image {rel}")
+        decoded = decode_image(path, resolution, channels, min_size=1)
+        if decoded.image is None:
+            raise GanError(f"{path}: unusable ground-truth image ({decoded.reason})")
+        out.append(decoded.image)
+    return torch.stack(out)
 
 
 def _class_preservation(cfg, real, fake, content_hash, metrics) -> str | None:
