@@ -34,7 +34,7 @@ def test_gradients_are_replaced_by_their_mean_over_ranks(tmp_path):
     out = str(tmp_path / "grads")
     mp.spawn(_average_worker, args=((tmp_path / "rdv").as_uri(), out), nprocs=2)
     for rank in (0, 1):
-        grads = torch.load(f"{out}.{rank}")
+        grads = load_torch(f"{out}.{rank}")
         assert torch.equal(grads["w"], torch.full((2, 3), 1.5))  # (1 + 2) / 2
         assert torch.equal(grads["b"], torch.full((2,), 1.0))  # (none = 0 + 2) / 2
 
