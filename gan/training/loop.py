@@ -130,19 +130,20 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
             raise GanError("step hooks (e.g. an Optuna trial) need train.world_size 1")
         if not distributed.launched_by_torchrun():
             return distributed.spawn(cfg, device)
-        ranks = distributed.join_torchrun(cfg.world_size, device)
-        try:
-            with cpu_threads(cfg.threads):
-                return _train(cfg, hooks, ranks.device(device), ranks)
-        finally:
-            torch.distributed.destroy_process_group()
+        ranks, joined = distributed.join_torchrun(cfg.world_size, device), True
     elif ranks.world_size != cfg.world_size:
         raise GanError(
             f"train.world_size is {cfg.world_size} but the process group has "
             f"{ranks.world_size} processes"
         )
-    with cpu_threads(cfg.threads):
-        return _train(cfg, hooks, ranks.device(device), ranks)
+    else:
+        joined = False  # single process, or a rank of a group someone else created
+    try:
+        with cpu_threads(cfg.threads):
+            return _train(cfg, hooks, ranks.device(device), ranks)
+    finally:
+        if joined:
+            torch.distributed.destroy_process_group()
 
 
 def _train(
