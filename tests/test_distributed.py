@@ -75,6 +75,10 @@ def test_cyclegan_trains_on_two_ranks(unpaired16, tmp_path):
 
     summary = train(cyclegan_tiny(unpaired16, tmp_path, steps=4, world_size=2, batch_size=4))
     assert summary["world_size"] == 2 and (tmp_path / "runs/cg/export").is_dir()
+    ranks = load_torch(tmp_path / "runs/cg/checkpoints/ckpt-00000003.pt")["rank_rng"]
+    pools = [r["family"]["pool_A"] for r in ranks]  # each rank's pool holds its own fakes
+    assert not torch.equal(pools[0]["generator"], pools[1]["generator"])
+    assert not torch.equal(pools[0]["images"], pools[1]["images"])
 
 
 def test_a_diverging_run_stops_every_rank_with_one_error(digits16, tmp_path):

@@ -287,6 +287,10 @@ class CycleGAN(GANFamily):
             logs[f"{d}_fake"] = float(fake_logits.detach().mean())
         return loss, logs
 
+    def rank_streams(self, seed: int) -> None:
+        for i, pool in enumerate(self.pools.values()):
+            pool.generator.manual_seed(seed + i)
+
     # -- state beyond nets and optimisers -----------------------------------------------
     def extra_state(self) -> dict:
         return {

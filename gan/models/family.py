@@ -112,6 +112,11 @@ class GANFamily(ABC):
             "D": OptimizerSpec(list(self.nets["D"].parameters()), o.d_lr, o.d_betas),
         }
 
+    def rank_streams(self, seed: int) -> None:
+        """Give a data-parallel rank its own draws in streams seeded at construction (the
+        trainer reseeds `noise` itself); families with such streams override this."""
+        return  # default: no such streams
+
     # -- state beyond nets and optimisers (image pools, running averages) ---------------
     def extra_state(self) -> dict[str, Any]:
         return {"noise": self.noise.get_state()}

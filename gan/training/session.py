@@ -71,6 +71,7 @@ class Session:
             net.to(device=device, memory_format=precision.memory_format())
         if ranks.active:  # anything drawing from the global stream differs per rank
             torch.manual_seed(ranks.seed(cfg.seed + 4))
+            self.family.rank_streams(ranks.seed(cfg.seed + 5))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         sched = cfg.lr_schedule
