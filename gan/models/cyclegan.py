@@ -20,7 +20,7 @@ from gan.data.unpaired import UnpairedLoader
 from gan.errors import GanError
 from gan.models.family import Batch, DataInfo, GANFamily, Phase
 from gan.models.image_pool import ImagePool
-from gan.models.layers import dcgan_init
+from gan.models.layers.init import dcgan_init
 
 DIRECTIONS = ("AtoB", "BtoA")
 PREVIEW_IMAGES = 64  # fixed images per domain kept for the progress grid

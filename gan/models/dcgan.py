@@ -16,7 +16,7 @@ from torch import nn
 from gan.config import ModelConfig
 from gan.losses import d_loss, g_loss, gradient_penalty
 from gan.models.family import Batch, DataInfo, GANFamily, Phase
-from gan.models.layers import dcgan_init, norm_layer, stage_channels
+from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
 
 
 class DCGANConfig(ModelConfig):

@@ -1,4 +1,4 @@
-"""Building blocks shared by the model families."""
+"""Weight initialisation and normalisation choices shared by DCGAN and CycleGAN."""
 
 from __future__ import annotations
 
