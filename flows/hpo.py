@@ -92,7 +92,7 @@ def _cell(v: Any) -> Any:
 @task(name="hpo-results")
 def results_task(params_path: str, overrides: list[str], apply: bool) -> dict[str, Any]:
     from gan.hpo import load
-    from gan.hpo_report import apply_best, trials_frame, write_results
+    from gan.hpo.report import apply_best, trials_frame, write_results
 
     params = load_params(params_path, overrides)
     study = load(params)

@@ -250,7 +250,7 @@ class HpoPrunerConfig(Section):
 
 
 class HpoConfig(Section):
-    """The Optuna search over train params (gan/hpo.py); space keys are paths inside train."""
+    """The Optuna search over train params (gan/hpo/); space keys are paths inside train."""
 
     study: str = Field("default", min_length=1)
     storage: str = "runs/hpo/optuna.journal"  # a journal file path, or sqlite:///, postgresql://

@@ -19,8 +19,8 @@ from test_hpo_support import PARAMS
 from gan.config import load_params
 from gan.errors import GanError
 from gan.hpo import load, make_pruner, make_sampler, open_study, prepare, run
-from gan.hpo_report import apply_best, trials_frame, write_results
-from gan.hpo_space import check_space
+from gan.hpo.report import apply_best, trials_frame, write_results
+from gan.hpo.space import check_space
 
 pytest_plugins = ["test_hpo_support"]  # fixtures: params_file, classifier16
 

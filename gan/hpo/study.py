@@ -5,7 +5,7 @@ A worker (`gan hpo run`, or a task of flows/hpo.py) opens the study named `hpo.s
 holds `hpo.n_trials` of them. Any number of workers, on one machine or many, may share a
 storage: Optuna numbers the trials atomically, so none is lost or run twice.
 
-A trial whose worker died is failed and queued again (gan.hpo_storage), so the study still
+A trial whose worker died is failed and queued again (gan.hpo.storage), so the study still
 ends with `n_trials` trials that ran. A study remembers the settings its trials were
 measured under and refuses to continue under others.
 
@@ -27,10 +27,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gan.config import HpoConfig, Params
 from gan.errors import GanError
-from gan.hpo_objective import load_reference, make_objective
-from gan.hpo_report import apply_best, write_results
-from gan.hpo_space import check_space, current_values, set_path
-from gan.hpo_storage import log, open_storage, redacted, tidy, worker_identity
+from gan.hpo.objective import load_reference, make_objective
+from gan.hpo.report import apply_best, write_results
+from gan.hpo.space import check_space, current_values, set_path
+from gan.hpo.storage import log, open_storage, redacted, tidy, worker_identity
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per report instead
 

@@ -28,7 +28,7 @@ from gan.data.shards import load_split, read_manifest
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.grid import to_uint8
-from gan.hpo_space import suggest, with_values
+from gan.hpo.space import suggest, with_values
 from gan.metrics.evaluate import REFERENCE_SPLIT, compute_metrics, reference_cache_name
 from gan.metrics.extractors import Extractor, resolve_extractor
 from gan.metrics.translation import DIRECTIONS, translate_images

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from gan.config import HpoConfig, parse_params
 from gan.errors import GanError
-from gan.hpo_space import get_path, set_path
+from gan.hpo.space import get_path, set_path
 from gan.io import write_json, write_text
 
 
