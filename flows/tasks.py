@@ -83,7 +83,7 @@ def evaluate_task(cfg: EvaluateConfig) -> dict[str, Any]:
 
 @task(name="promote")
 def promote_task(cfg: PromoteConfig, evaluation: EvaluateConfig) -> dict[str, Any]:
-    from gan.promote import promote
+    from gan.registry.promote import promote
 
     return promote(cfg, evaluation)
 

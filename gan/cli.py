@@ -64,7 +64,7 @@ def cmd_evaluate(args):
 
 
 def cmd_promote(args):
-    from gan.promote import promote
+    from gan.registry.promote import promote
 
     params = _params(args)
     decision = promote(params.promote, params.evaluate)

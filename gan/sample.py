@@ -1,13 +1,8 @@
-"""`gan sample`: a grid of images from the champion, a registry version or an export dir.
-
-Registry models load from the registry's own copy, so sampling works after the run dir
-that trained them is gone.
-"""
+"""`gan sample`: a grid of images from the champion, a registry version or an export dir."""
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,17 +11,7 @@ import torch
 from gan.errors import GanError
 from gan.export import load_export
 from gan.grid import save_grid
-from gan.registry import Registry
-
-
-def resolve_model(model: str, registry: str | Path = "registry") -> Path:
-    """Map "champion" or "v3" to the registry's export dir; anything else is an export dir path."""
-    if model == "champion" or re.fullmatch(r"v\d+", model):
-        return Registry(registry).model_dir(model)
-    path = Path(model)
-    if not path.is_dir():
-        raise GanError(f"{model}: not 'champion', a registry version like v3, or an export dir")
-    return path
+from gan.registry.resolve import resolve_model
 
 
 def _labels(

@@ -23,7 +23,7 @@ from gan.export import load_export
 from gan.grid import to_uint8
 from gan.io import write_bytes
 from gan.progress import progress
-from gan.sample import resolve_model
+from gan.registry.resolve import resolve_model
 
 
 def find_inputs(input_dir: Path, output_dir: Path) -> list[Path]:

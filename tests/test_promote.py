@@ -16,8 +16,8 @@ from gan.export import WEIGHTS, save_export
 from gan.grid import save_grid
 from gan.models import get_family
 from gan.models.family import DataInfo
-from gan.promote import promote
 from gan.registry import Registry
+from gan.registry.promote import promote
 from gan.sample import sample
 
 PROTOCOL = {

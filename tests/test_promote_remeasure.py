@@ -13,8 +13,8 @@ from test_promote import make_run
 from gan.config import ClassifierConfig, EvaluateConfig, PromoteConfig
 from gan.metrics.classifier import train_classifier
 from gan.metrics.evaluate import evaluate, measure
-from gan.promote import promote
 from gan.registry import Registry
+from gan.registry.promote import promote
 
 
 def setup_data(tmp_path, name: str, n: int):

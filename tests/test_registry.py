@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from gan.decision import PROMOTED, REJECTED, Rule, decide
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
 from gan.io import sha256_file
@@ -23,6 +22,7 @@ from gan.registry import (
     rollback,
     show,
 )
+from gan.registry.decision import PROMOTED, REJECTED, Rule, decide
 
 PROTOCOL = {
     "extractor": "classifier",

@@ -32,10 +32,10 @@ from typing import Any
 
 import pandas as pd
 
-from gan.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
 from gan.io import sha256_file, write_json
+from gan.registry.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 
 HISTORY = "history.jsonl"
 CHAMPION = "champion.json"

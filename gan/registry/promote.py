@@ -14,12 +14,12 @@ from typing import Any
 import pandas as pd
 
 from gan.config import EvaluateConfig, PromoteConfig
-from gan.decision import Rule
 from gan.errors import GanError
 from gan.export import load_export
 from gan.io import read_json, write_bytes, write_json, write_text
 from gan.metrics.protocol import comparable_protocol
-from gan.registry import Candidate, Registry
+from gan.registry.decision import Rule
+from gan.registry.store import Candidate, Registry
 from gan.training.checkpoint import latest_checkpoint
 
 PROTOCOL = "protocol.json"
