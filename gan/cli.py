@@ -10,8 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 
 from gan.errors import GanError
+
+COMMANDS = "gan.commands"  # entry point group: name -> callable(subparsers) adding a command
 
 
 def _params(args: argparse.Namespace):
@@ -132,6 +135,18 @@ def cmd_translate(args):
     print(f"translated {count} images into {args.output}")
 
 
+def add_plugin_commands(sub: argparse._SubParsersAction) -> list[str]:
+    """Add the subcommands other packages register under COMMANDS (flows/: `gan serve`).
+
+    This is how the CLI offers flows' commands while gan/ never imports flows/.
+    """
+    names = []
+    for ep in sorted(entry_points(group=COMMANDS), key=lambda ep: ep.name):
+        ep.load()(sub)
+        names.append(ep.name)
+    return names
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -188,11 +203,6 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--registry", help="registry dir (default: promote.registry in params)")
-    from flows.serve import add_arguments as serve_arguments
-    from flows.serve import run as serve_run
-
-    serve = sub.add_parser("serve", help="serve every prefect.yaml deployment with its schedule")
-    serve_arguments(serve).set_defaults(fn=serve_run)
     h = stage(
         "hpo", cmd_hpo, "Optuna search over train params: run a worker, show or apply the best"
     )
@@ -207,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="apply: params from this best.json (default: the study's best)",
     )
+    add_plugin_commands(sub)
     return p
 
 
