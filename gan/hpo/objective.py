@@ -24,12 +24,18 @@ import torch
 from pydantic import ValidationError
 
 from gan.config import EvaluateConfig, HpoConfig, Params, TrainConfig
-from gan.data.shards import load_split, read_manifest
+from gan.data.shards import load_split
 from gan.device import pick_device
 from gan.errors import GanError
-from gan.grid import to_uint8
+from gan.export import Exported
 from gan.hpo.space import suggest, with_values
-from gan.metrics.evaluate import REFERENCE_SPLIT, compute_metrics, reference_cache_name
+from gan.metrics.core import (
+    REFERENCE_SPLIT,
+    generate_samples,
+    is_translation,
+    reference_content_hash,
+    score,
+)
 from gan.metrics.extractors import Extractor, resolve_extractor
 from gan.metrics.translation import DIRECTIONS, translate_images
 from gan.models import get_family
@@ -51,19 +57,16 @@ class Reference:
     batch_size: int
     kid_subset_size: int
     cuda: bool
+    truncation: float = 1.0
 
 
 def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Reference:
     extractor = resolve_extractor(
         evaluate.extractor, evaluate.classifier, evaluate.inception_weights
     )
-    content_hash = str(read_manifest(train_cfg.data).get("content_hash") or "")
-    if not content_hash:
-        raise GanError(
-            f"{Path(train_cfg.data) / 'manifest.json'}: no content_hash (rerun `gan preprocess`)"
-        )
+    content_hash = reference_content_hash(train_cfg.data)
     split = load_split(train_cfg.data, REFERENCE_SPLIT)
-    if hasattr(get_family(train_cfg.model.family), "translate"):
+    if is_translation(get_family(train_cfg.model.family)):
         real = {d: split.domain(i).images for i, d in enumerate("AB")}
     else:
         real = {"": split.images}
@@ -82,6 +85,7 @@ def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Referenc
         evaluate.batch_size,
         evaluate.kid_subset_size,
         pick_device(train_cfg.device).type == "cuda",
+        evaluate.truncation,
     )
 
 
@@ -91,7 +95,8 @@ Sampler = Callable[[int, int, int], dict[str, torch.Tensor]]
 def sampler_of(session, ref: Reference) -> Sampler:
     """`sample(n, seed, batch_size)`: uint8 images of the session's EMA generator, by the
     domain they should match. Fixed latents (or the fixed test images a translation family
-    translates) keep trials comparable.
+    translates) keep trials comparable; samples come from gan.metrics.core.generate_samples
+    with `evaluate.truncation`, the code and setting `gan evaluate` uses.
 
     One inference copy (batch-norm standing statistics) serves every call, so a step that
     measures twice pays for it once.
@@ -103,7 +108,6 @@ def sampler_of(session, ref: Reference) -> Sampler:
         return torch.arange(m, device=device) % k if k > 0 else None
 
     G = inference_copy(family.nets[family.export_net], family, labels_for if k > 0 else None)
-    device = next(G.parameters()).device
 
     @torch.no_grad()
     def translate(n: int, seed: int, batch_size: int) -> dict[str, torch.Tensor]:
@@ -112,18 +116,11 @@ def sampler_of(session, ref: Reference) -> Sampler:
             for direction, (src, dst) in DIRECTIONS.items()
         }
 
-    @torch.no_grad()
     def sample(n: int, seed: int, batch_size: int) -> dict[str, torch.Tensor]:
-        rng = torch.Generator().manual_seed(seed)
-        labels = labels_for(n, torch.device("cpu"))
-        chunks = []
-        for start in range(0, n, batch_size):
-            size = min(batch_size, n - start)
-            y = labels[start : start + size].to(device) if labels is not None else None
-            chunks.append(to_uint8(family.generate(G, size, rng, labels=y)))
-        return {"": torch.cat(chunks)}
+        exported = Exported(family, G, {}, session.data)  # sampled exactly as `gan evaluate` does
+        return {"": generate_samples(exported, n, seed, batch_size, ref.truncation, False)[0]}
 
-    return translate if hasattr(family, "translate") else sample
+    return translate if is_translation(family) else sample
 
 
 def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict[str, float]:
@@ -133,20 +130,18 @@ def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict
     for d, fake in sample(n, ref.seed, ref.batch_size).items():
         real = ref.real[d]
         results.append(
-            compute_metrics(
+            score(
                 fake,
                 real,
-                ref.extractor.name,
+                ref.extractor,
                 metrics,
-                kid_subset_size=max(2, min(ref.kid_subset_size, len(fake), len(real))),
+                split=f"{REFERENCE_SPLIT}{d}",
+                content_hash=ref.content_hash,
                 seed=ref.seed,
                 batch_size=ref.batch_size,
+                kid_subset_size=max(2, min(ref.kid_subset_size, len(fake), len(real))),
                 cache_dir=ref.cache_dir,
-                real_cache_name=reference_cache_name(
-                    f"{REFERENCE_SPLIT}{d}", ref.content_hash, ref.extractor
-                ),
                 cuda=ref.cuda,
-                extractor_kwargs=ref.extractor.kwargs,
             )
         )
     return {m: sum(r[m] for r in results) / len(results) for m in metrics}

@@ -1,9 +1,11 @@
 """The evaluate stage: FID, KID, IS and precision/recall of a run's exported generator.
 
-Generated samples are compared with the test split through torch-fidelity, using the
-extractor resolved by gan.metrics.extractors. Reference statistics are cached under
-`evaluate.cache_dir` with a name holding the split's content hash and the extractor's
-name and weights hash, so changed data or weights never reuse stale statistics. Our
+Generated samples (gan.metrics.core: the sampling HPO trials use too) are compared with
+the test split through torch-fidelity, using the extractor resolved by
+gan.metrics.extractors. Reference features are cached under `evaluate.cache_dir` as
+verified safetensors keyed by the reference pixels' hash and the extractor's name and
+weights hash (gan.metrics.feature_cache), so changed data or weights never reuse stale
+features and no cached file can run code. Our
 classifier adds class-aware figures: classifier IS, class coverage and entropy, and for
 conditional families the fraction of samples classified as the requested class.
 
@@ -14,115 +16,43 @@ samples.png (64 samples).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch_fidelity
-from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from gan.config import EvaluateConfig
 from gan.data.shards import load_split, read_manifest
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.export import load_export
-from gan.grid import save_grid, to_uint8
+from gan.grid import save_grid
 from gan.io import write_json
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
-from gan.metrics.extractors import Extractor, resolve_extractor
+from gan.metrics.core import (
+    GRID_SAMPLES,
+    REFERENCE_SPLIT,
+    Measurement,
+    generate_samples,
+    is_translation,
+    protocol_record,
+    reference_content_hash,
+    score,
+)
+from gan.metrics.extractors import resolve_extractor
+from gan.metrics.fidelity import ISC_SPLITS, PRC_NEIGHBORHOOD, compute_metrics, reference_cache_name
+from gan.metrics.translation import measure_translation
 
-REFERENCE_SPLIT = "test"
-ISC_SPLITS = 10
-PRC_NEIGHBORHOOD = 3
-GRID_SAMPLES = 64
-# torch-fidelity result keys -> ours
-_KEYS = {
-    "frechet_inception_distance": "fid",
-    "kernel_inception_distance_mean": "kid",
-    "kernel_inception_distance_std": "kid_std",
-    "inception_score_mean": "is",
-    "inception_score_std": "is_std",
-    "precision": "precision",
-    "recall": "recall",
-}
-
-
-class Uint8Images(Dataset):
-    """uint8 [N, C, H, W] as torch-fidelity wants it: one 3-channel uint8 tensor per item."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise ValueError("images must be uint8 [N, 1 or 3, H, W]")
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        x = self.images[i]
-        return x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x
-
-
-def reference_cache_name(split: str, content_hash: str, extractor: Extractor) -> str:
-    """torch-fidelity cache entry of the reference: changes with the data and the weights."""
-    weights = (extractor.weights_sha256 or "unhashed")[:12]
-    name = extractor.name if weights in extractor.name else f"{extractor.name}-{weights}"
-    return f"ganops-{split}-{content_hash[:16]}-{name}"
-
-
-def compute_metrics(
-    fake_uint8: torch.Tensor,
-    real_uint8: torch.Tensor,
-    extractor_name: str,
-    metrics: Sequence[str] = ("fid", "kid", "isc", "prc"),
-    *,
-    kid_subset_size: int = 100,
-    seed: int = 0,
-    batch_size: int = 64,
-    cache_dir: str | Path | None = None,
-    real_cache_name: str | None = None,
-    cuda: bool = False,
-    extractor_kwargs: dict[str, Any] | None = None,
-) -> dict[str, float]:
-    """torch-fidelity metrics of fake vs real uint8 NCHW images, under our flat key names.
-
-    `extractor_name` must be registered with torch-fidelity (see resolve_extractor). The
-    real side is cached only when both `cache_dir` and `real_cache_name` are given.
-    """
-    if not any(m in metrics for m in ("fid", "kid", "isc", "prc")):
-        return {}
-    n_fake, n_real = len(fake_uint8), len(real_uint8)
-    cached = cache_dir is not None and real_cache_name is not None
-    kwargs: dict[str, Any] = {
-        "input1": Uint8Images(fake_uint8),
-        "input2": Uint8Images(real_uint8),
-        "feature_extractor": extractor_name,
-        "fid": "fid" in metrics,
-        "kid": "kid" in metrics,
-        "isc": "isc" in metrics,
-        "prc": "prc" in metrics,
-        "kid_subset_size": max(2, min(kid_subset_size, n_fake, n_real)),
-        "isc_splits": min(ISC_SPLITS, n_fake),
-        "prc_neighborhood": PRC_NEIGHBORHOOD,
-        "rng_seed": seed,
-        "batch_size": batch_size,
-        "cuda": cuda,
-        "cache": cached,
-        "cache_root": str(cache_dir) if cached else None,
-        "input2_cache_name": real_cache_name if cached else None,
-        "save_cpu_ram": True,  # no DataLoader worker processes for in-memory tensors
-        "verbose": False,
-        **(extractor_kwargs or {}),
-    }
-    try:
-        raw = torch_fidelity.calculate_metrics(**kwargs)
-    except ValueError as exc:  # torch-fidelity's own checks (vassert)
-        raise GanError(f"torch-fidelity: {exc}") from None
-    return {ours: float(raw[theirs]) for theirs, ours in _KEYS.items() if theirs in raw}
+__all__ = [  # also the names tests and callers import from here
+    "Measurement",
+    "class_figures",
+    "compute_metrics",
+    "evaluate",
+    "generate_samples",
+    "measure",
+    "reference_cache_name",
+]
 
 
 def class_figures(logits: torch.Tensor, requested: torch.Tensor | None = None) -> dict[str, float]:
@@ -149,30 +79,6 @@ def class_figures(logits: torch.Tensor, requested: torch.Tensor | None = None) -
     return out
 
 
-@torch.no_grad()
-def generate_samples(exported, n: int, seed: int, batch_size: int, truncation: float = 1.0):
-    """n uint8 samples from a CPU generator seeded `seed` (same latents on every device).
-
-    Returns (images, labels); labels cycle i % num_classes when the data has classes, as
-    the trainer's do, and are None otherwise.
-    """
-    rng = torch.Generator().manual_seed(seed)
-    k = exported.data.num_classes
-    labels = torch.arange(n) % k if k > 0 else None
-    device = next(exported.generator.parameters()).device
-    chunks = []
-    with tqdm(total=n, desc="generating", unit="img") as bar:
-        for start in range(0, n, batch_size):
-            size = min(batch_size, n - start)
-            y = labels[start : start + size].to(device) if labels is not None else None
-            x = exported.family.generate(
-                exported.generator, size, rng, labels=y, truncation=truncation
-            )
-            chunks.append(to_uint8(x))
-            bar.update(size)
-    return torch.cat(chunks), labels
-
-
 def _classifier_figures(
     cfg: EvaluateConfig, exported, fake, labels, content_hash
 ) -> tuple[dict, str | None]:
@@ -193,15 +99,6 @@ def _classifier_figures(
     return figures, trained.weights_sha256
 
 
-@dataclass
-class Measurement:
-    """What one evaluation found: flat metrics, the protocol they hold under, a grid."""
-
-    metrics: dict[str, float]
-    protocol: dict[str, Any]
-    grid: torch.Tensor  # uint8 NCHW
-
-
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Run the evaluate stage on cfg.run_dir's export; returns {"metrics", "protocol"} as written."""
     m = measure(cfg, Path(cfg.run_dir) / "export")
@@ -220,12 +117,8 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     champion when the data or extractor changed since it was measured.
     """
     extractor = resolve_extractor(cfg.extractor, cfg.classifier, cfg.inception_weights)
+    content_hash = reference_content_hash(cfg.data)
     manifest = read_manifest(cfg.data)
-    content_hash = str(manifest.get("content_hash") or "")
-    if not content_hash:
-        raise GanError(
-            f"{Path(cfg.data) / 'manifest.json'}: no content_hash (rerun `gan preprocess`)"
-        )
     real = load_split(cfg.data, REFERENCE_SPLIT).images
     if len(real) < 2:
         raise GanError(
@@ -239,9 +132,7 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
 
     device = pick_device(cfg.device)
     exported = load_export(export_dir, device)
-    if hasattr(exported.family, "translate"):  # translation families: test A <-> test B
-        from gan.metrics.translation import measure_translation
-
+    if is_translation(exported.family):  # translation families: test A <-> test B
         return measure_translation(cfg, exported, extractor, content_hash, device.type == "cuda")
     fake, labels = generate_samples(exported, n, cfg.seed, cfg.batch_size, cfg.truncation)
     if fake.shape[1:] != real.shape[1:]:
@@ -251,38 +142,33 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
         )
 
     kid_subset = max(2, min(cfg.kid_subset_size, n, len(real)))
-    metrics = compute_metrics(
+    metrics = score(
         fake,
         real,
-        extractor.name,
+        extractor,
         cfg.metrics,
-        kid_subset_size=kid_subset,
+        split=REFERENCE_SPLIT,
+        content_hash=content_hash,
         seed=cfg.seed,
         batch_size=cfg.batch_size,
+        kid_subset_size=kid_subset,
         cache_dir=cfg.cache_dir,
-        real_cache_name=reference_cache_name(REFERENCE_SPLIT, content_hash, extractor),
         cuda=device.type == "cuda",
-        extractor_kwargs=extractor.kwargs,
     )
     figures, classifier_sha = _classifier_figures(cfg, exported, fake, labels, content_hash)
     metrics.update(figures)
-
-    protocol = {
-        "extractor": extractor.name,
-        "extractor_weights_sha256": extractor.weights_sha256,
-        "classifier_weights_sha256": classifier_sha,
-        "num_samples": n,
-        "reference_split": REFERENCE_SPLIT,
-        "reference_content_hash": content_hash,
-        "reference_count": len(real),
-        "seed": cfg.seed,
-        "truncation": cfg.truncation,
-        "batch_size": cfg.batch_size,
-        "kid_subset_size": kid_subset,
-        "isc_splits": min(ISC_SPLITS, n),
-        "prc_neighborhood": PRC_NEIGHBORHOOD,
-        "metrics": sorted(metrics),
-        "torch": torch.__version__,
-        "torch_fidelity": torch_fidelity.__version__,
-    }
+    protocol = protocol_record(
+        extractor,
+        content_hash,
+        classifier_sha,
+        metrics,
+        num_samples=n,
+        reference_count=len(real),
+        seed=cfg.seed,
+        truncation=cfg.truncation,
+        batch_size=cfg.batch_size,
+        kid_subset_size=kid_subset,
+        isc_splits=min(ISC_SPLITS, n),
+        prc_neighborhood=PRC_NEIGHBORHOOD,
+    )
     return Measurement(metrics, protocol, fake[:GRID_SAMPLES])

@@ -8,6 +8,9 @@
   statistics. Features: ``features`` (penultimate, for FID/KID/PRC), ``logits`` (for IS).
 - ``inception-v3-compat``: the standard extractor, only with a local weights file in
   `evaluate.inception_weights` (torch-fidelity's ``pt_inception-2015-12-05-6726825d.pth``).
+  torch-fidelity would unpickle that file with ``weights_only=False``, so we load it
+  weights-only ourselves and register a subclass, ``ganops-inception-v3-compat-<sha12>``,
+  that hands torch-fidelity the verified tensors; torch-fidelity never opens the file.
 - your own: ``mypkg.mymodule:name`` imports ``mypkg.mymodule`` (which must call
   ``torch_fidelity.register_feature_extractor("name", cls)`` on import) and then uses
   ``name``; a bare name must already be registered. A class attribute ``weights_sha256``
@@ -20,7 +23,9 @@ refused (DESIGN principle 7).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,16 +33,17 @@ from typing import Any, ClassVar
 import torch
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.helpers import vassert
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan.errors import GanError
-from gan.io import sha256_file
 from gan.metrics.classifier import WEIGHTS, Classifier, load_classifier
 
 INCEPTION = "inception-v3-compat"
 CLASSIFIER = "classifier"
 CLASSIFIER_PREFIX = "ganops-classifier-"
+INCEPTION_PREFIX = "ganops-inception-v3-compat-"
 # Registered by torch-fidelity itself; each one downloads its weights when built.
 _DOWNLOADING = {
     name
@@ -95,13 +101,38 @@ class ClassifierExtractor(FeatureExtractorBase):
         return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
 
 
+class InceptionFromState(FeatureExtractorInceptionV3):
+    """torch-fidelity's InceptionV3 built from tensors we loaded weights-only.
+
+    Its constructor only accepts a path (or file object) it unpickles with
+    weights_only=False, so it is given an in-memory copy of the verified state dict:
+    bytes this process serialised from plain tensors, never a file from disk.
+    """
+
+    state: ClassVar[dict[str, torch.Tensor]] = {}
+    weights_sha256: ClassVar[str] = ""
+
+    def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+        kwargs.pop("feature_extractor_weights_path", None)
+        buffer = io.BytesIO()
+        torch.save(self.state, buffer)
+        buffer.seek(0)
+        super().__init__(name, features_list, feature_extractor_weights_path=buffer, **kwargs)
+
+
 @dataclass(frozen=True)
 class Extractor:
-    """A resolved extractor: its torch-fidelity name, weights hash and extra kwargs."""
+    """A resolved extractor: its name (as recorded in protocols), weights hash, extra kwargs
+    and, when it differs from `name`, the torch-fidelity registry name that builds it."""
 
     name: str
     weights_sha256: str | None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    registered: str = ""
+
+    @property
+    def fidelity_name(self) -> str:
+        return self.registered or self.name
 
 
 def register_classifier(classifier_dir: str | Path) -> Extractor:
@@ -129,15 +160,22 @@ def _inception(weights: str | None) -> Extractor:
     path = Path(weights)
     if not path.is_file():
         raise GanError(f"{path}: evaluate.inception_weights file not found. {HOW_TO}")
-    try:  # torch-fidelity loads it with weights_only=False; prove it holds only tensors first
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    data = path.read_bytes()  # hash and load the same bytes: no swap between the two
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise GanError(
             f"{path}: evaluate.inception_weights is not a plain weights file ({exc})"
         ) from None
-    if not isinstance(state, dict):
-        raise GanError(f"{path}: evaluate.inception_weights must hold a state dict")
-    return Extractor(INCEPTION, sha256_file(path), {"feature_extractor_weights_path": str(path)})
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise GanError(f"{path}: evaluate.inception_weights must hold a state dict of tensors")
+    sha = hashlib.sha256(data).hexdigest()
+    name = INCEPTION_PREFIX + sha[:12]
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        attrs = {"state": state, "weights_sha256": sha}
+        cls = type(f"InceptionFromState_{sha[:12]}", (InceptionFromState,), attrs)
+        torch_fidelity.register_feature_extractor(name, cls)
+    return Extractor(INCEPTION, sha, registered=name)
 
 
 def _plugged(spec: str) -> Extractor:
@@ -153,7 +191,7 @@ def _plugged(spec: str) -> Extractor:
             f"evaluate.extractor: {name!r} is not a registered feature extractor; use "
             f"'classifier', '{INCEPTION}' or 'module:name' where importing module registers name"
         )
-    if name in _DOWNLOADING:
+    if name in _DOWNLOADING or name == INCEPTION:  # INCEPTION: only through _inception
         raise GanError(f"evaluate.extractor: {name!r} downloads its weights at run time. {HOW_TO}")
     return Extractor(name, getattr(FEATURE_EXTRACTORS_REGISTRY[name], "weights_sha256", None))
 

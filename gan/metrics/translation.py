@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch_fidelity
 
 from gan.config import EvaluateConfig
 from gan.data.images import decode_image
@@ -27,12 +26,7 @@ from gan.errors import GanError
 from gan.grid import to_uint8
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
-from gan.metrics.evaluate import (
-    REFERENCE_SPLIT,
-    Measurement,
-    compute_metrics,
-    reference_cache_name,
-)
+from gan.metrics.core import REFERENCE_SPLIT, Measurement, protocol_record, score
 from gan.metrics.extractors import Extractor
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
@@ -72,7 +66,7 @@ def before_after(real_a, fake_b, real_b, fake_a, n: int = GRID_PAIRS) -> torch.T
 def measure_translation(
     cfg: EvaluateConfig, exported, extractor: Extractor, content_hash: str, cuda: bool
 ) -> Measurement:
-    """Metrics, protocol and a before/after grid for a family with `translate`."""
+    """Metrics, protocol and a before/after grid for a translation family (task "translate")."""
     test = load_split(cfg.data, REFERENCE_SPLIT)
     real = {d: test.domain(i) for i, d in enumerate("AB")}
     for d, part in real.items():
@@ -90,19 +84,18 @@ def measure_translation(
     requested = [m for m in cfg.metrics if m in ("fid", "kid")]
     kid_subset = max(2, min(cfg.kid_subset_size, len(real["A"]), len(real["B"])))
     for direction, (_, d) in DIRECTIONS.items():
-        cache = reference_cache_name(f"{REFERENCE_SPLIT}{d}", content_hash, extractor)
-        result = compute_metrics(
+        result = score(
             fake[d],
             real[d].images,
-            extractor.name,
+            extractor,
             requested,
-            kid_subset_size=kid_subset,
+            split=f"{REFERENCE_SPLIT}{d}",
+            content_hash=content_hash,
             seed=cfg.seed,
             batch_size=cfg.batch_size,
+            kid_subset_size=kid_subset,
             cache_dir=cfg.cache_dir,
-            real_cache_name=cache,
             cuda=cuda,
-            extractor_kwargs=extractor.kwargs,
         )
         metrics.update({f"{k}_{direction}": v for k, v in result.items()})
     for m in ("fid", "kid"):
@@ -119,22 +112,18 @@ def measure_translation(
                 (fake[d].float() - truth.float()).abs().mean() / 255.0
             )
 
-    protocol = {
-        "task": "translation",
-        "extractor": extractor.name,
-        "extractor_weights_sha256": extractor.weights_sha256,
-        "classifier_weights_sha256": classifier_sha,
-        "num_samples": {d: len(real[d]) for d in "AB"},
-        "reference_split": REFERENCE_SPLIT,
-        "reference_content_hash": content_hash,
-        "truth": cfg.truth,
-        "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
-        "kid_subset_size": kid_subset,
-        "metrics": sorted(metrics),
-        "torch": torch.__version__,
-        "torch_fidelity": torch_fidelity.__version__,
-    }
+    protocol = protocol_record(
+        extractor,
+        content_hash,
+        classifier_sha,
+        metrics,
+        task="translation",
+        num_samples={d: len(real[d]) for d in "AB"},
+        truth=cfg.truth,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        kid_subset_size=kid_subset,
+    )
     grid = before_after(real["A"].images, fake["B"], real["B"].images, fake["A"])
     return Measurement(metrics, protocol, grid)
 

@@ -1,0 +1,131 @@
+"""The one measurement core: what evaluate, translation evaluation and HPO trials share.
+
+- `generate_samples`: n uint8 samples with the trainer's labels and `evaluate.truncation`,
+  from fixed latents; `gan evaluate` and every HPO trial sample through it, so a trial's
+  value is the figure `gan evaluate` reports for the trial's export;
+- `score`: the torch-fidelity metrics of images against one reference split, with the
+  reference's features in the safe cache (gan.metrics.fidelity, gan.metrics.feature_cache);
+- `protocol_record`: the protocol fields every measurement carries (gan.metrics.protocol
+  says which of them must match for two results to be compared).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_fidelity
+from tqdm import tqdm
+
+from gan.data.shards import read_manifest
+from gan.errors import GanError
+from gan.grid import to_uint8
+from gan.metrics.extractors import Extractor
+from gan.metrics.fidelity import compute_metrics, reference_cache_name
+
+REFERENCE_SPLIT = "test"
+GRID_SAMPLES = 64
+
+
+@dataclass
+class Measurement:
+    """What one evaluation found: flat metrics, the protocol they hold under, a grid."""
+
+    metrics: dict[str, float]
+    protocol: dict[str, Any]
+    grid: torch.Tensor  # uint8 NCHW
+
+
+def is_translation(family) -> bool:
+    """Translation families (CycleGAN) are measured on test A <-> test B, not on samples."""
+    return family.task == "translate"
+
+
+def reference_content_hash(data: str | Path) -> str:
+    """The processed data's content hash, which keys every reference measurement."""
+    content_hash = str(read_manifest(data).get("content_hash") or "")
+    if not content_hash:
+        raise GanError(f"{Path(data) / 'manifest.json'}: no content_hash (rerun `gan preprocess`)")
+    return content_hash
+
+
+@torch.no_grad()
+def generate_samples(
+    exported, n: int, seed: int, batch_size: int, truncation: float = 1.0, progress: bool = True
+):
+    """n uint8 samples from a CPU generator seeded `seed` (same latents on every device).
+
+    `exported` needs `.family`, `.generator` and `.data` (gan.export.Exported). Returns
+    (images, labels); labels cycle i % num_classes when the data has classes, as the
+    trainer's do, and are None otherwise.
+    """
+    rng = torch.Generator().manual_seed(seed)
+    k = exported.data.num_classes
+    labels = torch.arange(n) % k if k > 0 else None
+    device = next(exported.generator.parameters()).device
+    chunks = []
+    with tqdm(total=n, desc="generating", unit="img", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            size = min(batch_size, n - start)
+            y = labels[start : start + size].to(device) if labels is not None else None
+            x = exported.family.generate(
+                exported.generator, size, rng, labels=y, truncation=truncation
+            )
+            chunks.append(to_uint8(x))
+            bar.update(size)
+    return torch.cat(chunks), labels
+
+
+def score(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    extractor: Extractor,
+    metrics: Sequence[str],
+    *,
+    split: str,
+    content_hash: str,
+    seed: int,
+    batch_size: int,
+    kid_subset_size: int,
+    cache_dir: str | Path,
+    cuda: bool,
+) -> dict[str, float]:
+    """`metrics` of fake against `real`, the reference split `split` of the data whose
+    content hash is `content_hash`; the reference features are cached under cache_dir."""
+    return compute_metrics(
+        fake,
+        real,
+        extractor,
+        metrics,
+        kid_subset_size=kid_subset_size,
+        seed=seed,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        real_cache_name=reference_cache_name(split, content_hash, extractor),
+        cuda=cuda,
+    )
+
+
+def protocol_record(
+    extractor: Extractor,
+    content_hash: str,
+    classifier_sha: str | None,
+    metrics: dict[str, float],
+    **fields: Any,
+) -> dict[str, Any]:
+    """protocol.json: the extractor and its weights, the reference, library versions, and
+    the caller's own `fields` (sample counts, seed, truncation, ...)."""
+    return {
+        "extractor": extractor.name,
+        "extractor_weights_sha256": extractor.weights_sha256,
+        "classifier_weights_sha256": classifier_sha,
+        "reference_split": REFERENCE_SPLIT,
+        "reference_content_hash": content_hash,
+        **fields,
+        "metrics": sorted(metrics),
+        "torch": torch.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
+    }
