@@ -7,15 +7,55 @@ Each model family validates its own ``train.model`` section through the model re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gan.errors import GanError
 
 PositiveInt = Field(gt=0)
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_MAX = 100
+
+
+def check_name(value: str) -> str:
+    """A run or study name becomes one directory name: no separators, no `..`, not empty."""
+    if len(value) > NAME_MAX or not NAME_PATTERN.fullmatch(value):
+        shown = value if len(value) <= 40 else f"{value[:40]}..."
+        raise ValueError(
+            f"{shown!r} is not a valid name: it names a directory, so use letters, digits, "
+            f"'.', '_' and '-', start with a letter or digit, at most {NAME_MAX} characters"
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+
+# Train keys that do not change the weights a run produces at a given step: where it is
+# written, how often it logs, samples and saves, how long it runs (the lr schedule counts
+# its own steps), CPU threads, and init_from, which only a fresh start reads (a resume
+# continues its own checkpoint). The checkpoint fingerprint ignores exactly these, so a
+# run can be resumed and extended. gan/hpo/study.py derives its study settings from this
+# list too, but keeps init_from (a warm start changes what a fresh trial measures) and
+# ignores device (workers on other machines join the same study).
+NEUTRAL_KEYS = frozenset(
+    {
+        "steps", "progress", "log_every", "sample_every", "checkpoint_every",
+        "keep_checkpoints", "resume", "grid_size", "runs_dir", "run", "init_from", "threads",
+    }
+)  # fmt: skip
 
 
 class Section(BaseModel):
@@ -88,7 +128,7 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     data: str = "data/processed/digits"
     runs_dir: str = "runs"
-    run: str = "default"
+    run: Name = "default"
     seed: int = 0
     steps: int = Field(2000, gt=0)
     batch_size: int = Field(64, gt=0)
@@ -252,7 +292,7 @@ class HpoPrunerConfig(Section):
 class HpoConfig(Section):
     """The Optuna search over train params (gan/hpo/); space keys are paths inside train."""
 
-    study: str = Field("default", min_length=1)
+    study: Name = "default"
     storage: str = "runs/hpo/optuna.journal"  # a journal file path, or sqlite:///, postgresql://
     runs_dir: str = "runs/hpo"  # trial runs go to <runs_dir>/<study>/trial-<n>
     output: str = "reports/hpo"
@@ -288,6 +328,28 @@ class Params(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
     hpo: HpoConfig = Field(default_factory=HpoConfig)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Params:
+        """Paths params.yaml leaves unset follow the one key that names them.
+
+        The data of classifier, train and evaluate is preprocess.output; the run that
+        evaluate and promote read is train.runs_dir/train.run. A key that is set, even to
+        the same value, wins. dvc.yaml names the source keys in its deps for that reason.
+        """
+        data = {"data": self.preprocess.output}
+        run = {"run_dir": str(self.train.run_dir)}
+        for name, derived in (("classifier", data), ("train", data), ("evaluate", data)):
+            self._fill(name, derived)
+        for name in ("evaluate", "promote"):
+            self._fill(name, run)
+        return self
+
+    def _fill(self, name: str, derived: dict[str, Any]) -> None:
+        section = getattr(self, name)
+        unset = {k: v for k, v in derived.items() if k not in section.model_fields_set}
+        if unset:  # a copy: a section passed in by the caller is never changed
+            setattr(self, name, section.model_copy(update=unset))
 
 
 def _format_error(exc: ValidationError, source: str) -> str:

@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from gan.config import load_params, parse_params
 from gan.errors import GanError
@@ -70,3 +71,65 @@ def test_dump_keeps_family_fields_so_fingerprints_see_them():
     b = parse_params({"train": {"model": {"family": "dcgan", "loss": "lsgan"}}}).train
     assert dump_section(a)["model"]["loss"] == "hinge"
     assert fingerprint(dump_section(a), "h") != fingerprint(dump_section(b), "h")
+
+
+def test_data_and_run_paths_are_derived_from_the_one_key_naming_them():
+    p = parse_params({"preprocess": {"output": "data/processed/faces"}, "train": {"run": "r1"}})
+    assert p.train.data == p.classifier.data == p.evaluate.data == "data/processed/faces"
+    assert p.evaluate.run_dir == p.promote.run_dir == "runs/r1"
+    p = parse_params({"train": {"runs_dir": "elsewhere", "run": "r2"}})
+    assert p.evaluate.run_dir == p.promote.run_dir == "elsewhere/r2"
+
+
+def test_an_explicit_path_wins_even_when_it_equals_the_default(tmp_path):
+    data = {
+        "preprocess": {"output": "data/processed/faces"},
+        "train": {"data": "data/processed/digits"},  # the class default, set on purpose
+        "evaluate": {"data": "mine", "run_dir": "runs/other"},
+    }
+    p = parse_params(data)
+    assert (p.train.data, p.evaluate.data, p.classifier.data) == (
+        "data/processed/digits",
+        "mine",
+        "data/processed/faces",
+    )
+    assert (p.evaluate.run_dir, p.promote.run_dir) == ("runs/other", "runs/default")
+    f = tmp_path / "params.yaml"
+    f.write_text("preprocess:\n  output: a\n")
+    assert load_params(f, ["classifier.data=b"]).classifier.data == "b"
+
+
+def test_the_repo_params_name_each_path_once():
+    from conftest import REPO
+
+    for name in ("params.yaml", "params-cyclegan.yaml"):
+        p = load_params(REPO / name)
+        assert p.train.data == p.classifier.data == p.evaluate.data == p.preprocess.output
+        raw = yaml.safe_load((REPO / name).read_text())
+        assert "data" not in raw["train"] and "run_dir" not in raw["evaluate"], name
+
+
+@pytest.mark.parametrize(
+    "name", ["../../escape", "/abs/run", "", ".", "..", "a/b", "a\\b", "x" * 101]
+)
+@pytest.mark.parametrize("key", ["train.run", "hpo.study"])
+def test_run_and_study_names_are_one_safe_directory_name(key, name):
+    section, field = key.split(".")
+    msg = error_of({section: {field: name}})
+    assert msg.startswith(f"params.yaml: {key}: ") and "not a valid name" in msg
+    assert "\n" not in msg  # one clear error
+
+
+@pytest.mark.parametrize("name", ["digits-dcgan", "run_2.b", "A1", "x" * 100])
+def test_ordinary_names_pass(name):
+    assert parse_params({"train": {"run": name}, "hpo": {"study": name}}).train.run == name
+
+
+def test_one_list_of_neutral_train_keys():
+    from gan.config import NEUTRAL_KEYS, TrainConfig
+    from gan.hpo.study import NOT_SETTINGS
+    from gan.training import checkpoint
+
+    assert checkpoint.NEUTRAL_KEYS is NEUTRAL_KEYS
+    assert set(TrainConfig.model_fields) >= NEUTRAL_KEYS
+    assert {"init_from", "device"} == NOT_SETTINGS ^ NEUTRAL_KEYS  # the documented difference

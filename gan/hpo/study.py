@@ -25,7 +25,7 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from gan.config import HpoConfig, Params
+from gan.config import NEUTRAL_KEYS, HpoConfig, Params
 from gan.errors import GanError
 from gan.hpo.objective import load_reference, make_objective
 from gan.hpo.report import apply_best, write_results
@@ -96,20 +96,15 @@ def make_pruner(hpo: HpoConfig) -> optuna.pruners.BasePruner:
 
 
 # -- the study --------------------------------------------------------------------------
-# Train keys that do not change what a trial measures (the budget replaces `steps`).
-_NOT_SETTINGS = [
-    "runs_dir",
-    "run",
-    "steps",
-    "resume",
-    "progress",
-    "device",
-    "log_every",
-    "sample_every",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "grid_size",
-]
+# Train keys that do not change what a trial measures: the neutral ones (hpo.budget_steps
+# replaces `steps`), less init_from (a warm start changes a fresh trial), plus device
+# (workers on other machines share one study). See NEUTRAL_KEYS in gan/config.py.
+NOT_SETTINGS = (NEUTRAL_KEYS - {"init_from"}) | {"device"}
+
+
+def train_settings(train: dict[str, Any]) -> dict[str, Any]:
+    """A dumped train section without the keys that are not study settings."""
+    return {k: v for k, v in train.items() if k not in NOT_SETTINGS}
 
 
 def study_settings(params: Params, ref) -> dict[str, Any]:
@@ -118,8 +113,7 @@ def study_settings(params: Params, ref) -> dict[str, Any]:
     base = params.train.model_dump(mode="json", serialize_as_any=True)
     for path in hpo.space:
         set_path(base, path, None)  # searched: its value in params.yaml does not matter
-    for key in _NOT_SETTINGS:
-        base.pop(key, None)
+    base = train_settings(base)
     keys = "budget_steps report_every report_metric report_samples objective objective_samples"
     return {
         **{k: getattr(hpo, k) for k in keys.split()},
@@ -175,6 +169,8 @@ def open_study(params: Params, ref=None) -> optuna.Study:
     if study.directions != [optuna.study.StudyDirection.MINIMIZE]:
         raise GanError(f"study {hpo.study} in {redacted(hpo.storage)} is not a ganops study")
     old = study.user_attrs.get("settings")
+    if old is not None:  # compared as today's rule sees them: a key made neutral later is ignored
+        old = {**old, "train": train_settings(old.get("train", {}))}
     if old is not None and old != settings:
         changed = ", ".join(_differences(old, settings)[:8])
         raise GanError(

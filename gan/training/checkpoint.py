@@ -14,16 +14,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from gan.config import NEUTRAL_KEYS  # train params that do not change the weights
 from gan.errors import GanError
 from gan.io import load_torch, save_torch
 
 PATTERN = re.compile(r"ckpt-(\d{8})\.pt$")
-
-# Train params that do not change the weights a run produces.
-NEUTRAL_KEYS = {
-    "steps", "progress", "log_every", "sample_every", "checkpoint_every",
-    "keep_checkpoints", "resume", "grid_size", "runs_dir", "run", "init_from", "threads",
-}  # fmt: skip
 
 
 def fingerprint(train_params: dict[str, Any], data_hash: str) -> str:
