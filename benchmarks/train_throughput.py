@@ -18,7 +18,7 @@ from gan.config import TrainConfig
 from gan.data.shards import load_split, write_split
 from gan.device import pick_device, pick_precision
 from gan.io import write_json
-from gan.training.loop import _run_phases
+from gan.training.loop import run_phases
 from gan.training.session import Session
 
 
@@ -42,12 +42,12 @@ def measure(data: Path, loss: str, batch: int, width: int, steps: int, device: s
     dev = pick_device(cfg.device)
     session = Session(cfg, load_split(data, "train"), pick_precision(dev))
     for step in range(3):  # warm-up
-        _run_phases(session, step, measure=False)
+        run_phases(session, step, measure=False)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for step in range(3, 3 + steps):
-        _run_phases(session, step, measure=False)
+        run_phases(session, step, measure=False)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - t0)

@@ -182,6 +182,7 @@ class CycleGAN(GANFamily):
     # The paper keeps no weight average: the live generators are exported.
     ema: ClassVar[dict[str, str]] = {}
     export_net = "G"
+    task = "translate"
 
     def __init__(self, cfg: CycleGANConfig, data, optim, device, augment) -> None:
         super().__init__(cfg, data, optim, device, augment)
@@ -252,7 +253,7 @@ class CycleGAN(GANFamily):
     def _d(self, domain: str, x: torch.Tensor) -> torch.Tensor:
         return self.nets["D"][domain](self.augment(x))
 
-    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         G, cfg = self.nets["G"], self.cfg
         a, b = batch["A"], batch["B"]
         fake_b, fake_a = G["AtoB"](a), G["BtoA"](b)
@@ -261,17 +262,16 @@ class CycleGAN(GANFamily):
         cyc = cycle_loss(a, G["BtoA"](fake_b), cfg.lambda_cycle)
         cyc = cyc + cycle_loss(b, G["AtoB"](fake_a), cfg.lambda_cycle)
         loss = adv_a + adv_b + cyc
-        logs = {"adv_A": float(adv_a.detach()), "adv_B": float(adv_b.detach())}
-        logs["cycle"] = float(cyc.detach())
+        logs = {"adv_A": adv_a.detach(), "adv_B": adv_b.detach(), "cycle": cyc.detach()}
         weight = cfg.lambda_cycle * cfg.lambda_identity
         if weight > 0:
             idt = identity_loss(b, G["AtoB"](b), weight) + identity_loss(a, G["BtoA"](a), weight)
             loss = loss + idt
-            logs["identity"] = float(idt.detach())
+            logs["identity"] = idt.detach()
         self._fakes = {"A": fake_a.detach(), "B": fake_b.detach()}
         return loss, logs
 
-    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fakes, self._fakes = self._fakes, None
         if fakes is None:  # the D phase on its own: translate this batch instead
             with torch.no_grad():
@@ -283,8 +283,8 @@ class CycleGAN(GANFamily):
             real_logits = self._d(d, batch[d])
             fake_logits = self._d(d, self.pools[d].query(fakes[d]))
             loss = loss + discriminator_loss(self.cfg.loss, real_logits, fake_logits)
-            logs[f"{d}_real"] = float(real_logits.detach().mean())
-            logs[f"{d}_fake"] = float(fake_logits.detach().mean())
+            logs[f"{d}_real"] = real_logits.detach().mean()
+            logs[f"{d}_fake"] = fake_logits.detach().mean()
         return loss, logs
 
     def rank_streams(self, seed: int) -> None:
@@ -292,13 +292,14 @@ class CycleGAN(GANFamily):
             pool.generator.manual_seed(seed + i)
 
     # -- state beyond nets and optimisers -----------------------------------------------
-    def extra_state(self) -> dict:
+    # The pools live with the random streams: each data-parallel rank keeps its own.
+    def rng_state(self) -> dict:
         return {
-            **super().extra_state(),
+            **super().rng_state(),
             **{f"pool_{d}": p.state_dict() for d, p in self.pools.items()},
         }
 
-    def load_extra_state(self, state: dict) -> None:
-        super().load_extra_state(state)
+    def load_rng_state(self, state: dict) -> None:
+        super().load_rng_state(state)
         for d, pool in self.pools.items():
             pool.load_state_dict(state[f"pool_{d}"], self.device)

@@ -120,22 +120,19 @@ class DCGAN(GANFamily):
     def _d(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["D"](self.augment(x))
 
-    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = batch["images"]
         with torch.no_grad():
             fake = self._fake(real.shape[0])
         real_logits, fake_logits = self._d(real), self._d(fake)
         loss = d_loss(self.cfg.loss, real_logits, fake_logits)
-        logs = {
-            "D_real": float(real_logits.detach().mean()),
-            "D_fake": float(fake_logits.detach().mean()),
-        }
+        logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
         if self.cfg.loss == "wgan-gp" and self.cfg.gp_weight > 0:
             gp = gradient_penalty(self._d, real, fake, self.noise)
             loss = loss + self.cfg.gp_weight * gp
-            logs["gp"] = float(gp.detach())
+            logs["gp"] = gp.detach()
         return loss, logs
 
-    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake = self._fake(batch["images"].shape[0])
         return g_loss(self.cfg.loss, self._d(fake)), {}

@@ -11,15 +11,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from gan.config import ModelConfig, OptimConfig
+from gan.config import EmaConfig, ModelConfig, OptimConfig
+from gan.training.ema import ema_beta
 
 Batch = dict[str, torch.Tensor]
-LossFn = Callable[[Batch, int], tuple[torch.Tensor, dict[str, float]]]
+# A phase's loss: the scalar to minimise and its log values, as tensors (the trainer turns
+# them into numbers on logging steps only, so a step never waits for the device).
+LossFn = Callable[[Batch, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -38,13 +41,31 @@ class DataInfo:
 
 @dataclass
 class Phase:
-    """One term of the objective: the loss it computes and the optimiser it steps."""
+    """One term of the objective: the loss it computes and the optimiser it steps.
+
+    A phase with `every` k > 1 is lazy regularisation as in stylegan2-ada: it runs on steps
+    where step % k == 0, the trainer scales its loss by k, and the optimiser it steps gets
+    lr * k/(k+1) and betas ** (k/(k+1)), so `every` means what the paper means.
+    """
 
     name: str
     optimizer: str
     loss: LossFn
-    every: int = 1  # lazy regularisation: run on steps where step % every == 0
+    every: int = 1
     repeats: int = 1  # e.g. critic steps per generator step; each repeat takes a fresh batch
+    fp32: bool = False  # run outside autocast (R1 and path-length terms need the precision)
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.repeats < 1:
+            raise ValueError(f"phase {self.name}: every and repeats must be at least 1")
+
+
+@dataclass
+class ParamGroup:
+    """Parameters trained at `lr_mult` times their optimiser's learning rate."""
+
+    params: list[nn.Parameter]
+    lr_mult: float = 1.0
 
 
 @dataclass
@@ -52,7 +73,11 @@ class OptimizerSpec:
     params: list[nn.Parameter]
     lr: float
     betas: tuple[float, float]
-    extra_groups: list[dict[str, Any]] = field(default_factory=list)
+    eps: float = 1e-8
+    extra_groups: list[ParamGroup] = field(default_factory=list)
+
+    def groups(self) -> list[ParamGroup]:
+        return [ParamGroup(self.params), *self.extra_groups]
 
 
 class GANFamily(ABC):
@@ -68,6 +93,8 @@ class GANFamily(ABC):
     ema: ClassVar[dict[str, str]] = {"G_ema": "G"}
     export_net: ClassVar[str] = "G_ema"
     conditional: ClassVar[bool] = False  # True when generate() honours the labels it is given
+    # What a trained model does: "sample" (generate from latents) or "translate" images.
+    task: ClassVar[Literal["sample", "translate"]] = "sample"
 
     def __init__(
         self,
@@ -117,12 +144,28 @@ class GANFamily(ABC):
         trainer reseeds `noise` itself); families with such streams override this."""
         return  # default: no such streams
 
-    # -- state beyond nets and optimisers (image pools, running averages) ---------------
-    def extra_state(self) -> dict[str, Any]:
+    def ema_beta(self, step: int, batch_size: int, ema: EmaConfig) -> float:
+        """How much of the old average each EMA update keeps after `step` steps.
+
+        Default: `ema.decay`, after `ema.warmup_steps` steps of plain copying (early
+        weights are noise). StyleGAN2 overrides it with its half-life in images.
+        """
+        return ema_beta(step, ema.decay, ema.warmup_steps)
+
+    # -- state beyond nets and optimisers ------------------------------------------------
+    # Random streams (`rng_state`) are per data-parallel rank; persistent state
+    # (`state_dict`: running averages, an augmentation probability) is one per run.
+    def rng_state(self) -> dict[str, Any]:
         return {"noise": self.noise.get_state()}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
+    def load_rng_state(self, state: dict[str, Any]) -> None:
         self.noise.set_state(state["noise"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return  # default: nothing persistent beyond the nets
 
     # -- using a trained generator -------------------------------------------------------
     @classmethod

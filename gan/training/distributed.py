@@ -8,26 +8,21 @@ step, so parameters and optimiser states stay identical everywhere. Buffers (bat
 running statistics) are taken from rank 0 after every step, as the wrapper's
 broadcast_buffers does, so the EMA generator, grids and checkpoints are rank-independent.
 
-`gan train` with `train.world_size > 1` spawns the ranks itself; under `torchrun` it joins
-the launcher's group instead (WORLD_SIZE/RANK/LOCAL_RANK in the environment).
+Starting the processes (spawned ranks, or joining torchrun's group) is gan.training.launch.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from gan.config import dump_section
 from gan.errors import GanError
-from gan.io import read_json
 
 RANK_SEED_STRIDE = 1_000  # rank r draws data, latents and augmentation from seed + r * this
 
@@ -99,11 +94,19 @@ def average_gradients(params: Iterable[nn.Parameter], ranks: Ranks) -> None:
 
 
 def broadcast_buffers(nets: Iterable[nn.Module], ranks: Ranks) -> None:
+    """Rank 0's buffers everywhere, in one flattened broadcast per dtype (BigGAN has
+    hundreds of spectral-norm vectors; one call each would dominate a step)."""
     if not ranks.active:
         return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for net in nets:
         for buf in net.buffers():
-            dist.broadcast(buf, src=0)
+            by_dtype.setdefault(buf.dtype, []).append(buf)
+    for bufs in by_dtype.values():
+        flat = torch.cat([b.detach().flatten() for b in bufs])
+        dist.broadcast(flat, src=0)
+        for b, v in zip(bufs, flat.split([b.numel() for b in bufs]), strict=True):
+            b.copy_(v.view_as(b))
 
 
 def assert_in_sync(nets: dict[str, nn.Module], ranks: Ranks) -> None:
@@ -126,65 +129,3 @@ def current() -> Ranks:
     if dist.is_available() and dist.is_initialized():
         return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return Ranks()
-
-
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
-
-
-def backend_for(device: torch.device) -> str:
-    return "nccl" if device.type == "cuda" else "gloo"
-
-
-def join_torchrun(world_size: int, device: torch.device) -> Ranks:
-    env_world = int(os.environ["WORLD_SIZE"])
-    if env_world != world_size:
-        raise GanError(
-            f"train.world_size is {world_size} but torchrun started {env_world} processes"
-        )
-    if not dist.is_initialized():
-        dist.init_process_group(backend_for(device), init_method="env://")
-    return current()
-
-
-def check_devices(world_size: int, device: torch.device) -> None:
-    if device.type == "cuda" and torch.cuda.device_count() < world_size:
-        raise GanError(
-            f"train.world_size is {world_size} but only {torch.cuda.device_count()} CUDA "
-            "devices are visible (one per rank)"
-        )
-
-
-def spawn(cfg, device: torch.device) -> dict[str, Any]:
-    """Run `train(cfg)` in cfg.world_size fresh processes; returns rank 0's run summary."""
-    import torch.multiprocessing as mp
-
-    check_devices(cfg.world_size, device)
-    with tempfile.TemporaryDirectory(prefix="gan-ddp-") as tmp:
-        init = (Path(tmp) / "rendezvous").as_uri()
-        try:
-            mp.spawn(
-                _worker,
-                args=(dump_section(cfg), init, backend_for(device)),
-                nprocs=cfg.world_size,
-                join=True,
-            )
-        except mp.ProcessRaisedException as exc:
-            last = str(exc).strip().splitlines()[-1].split(": ", 1)[-1]
-            raise GanError(f"distributed training failed: {last}") from None
-    return read_json(cfg.run_dir / "run.json")
-
-
-def _worker(rank: int, cfg_dump: dict[str, Any], init: str, backend: str) -> None:
-    from gan.config import TrainConfig
-    from gan.training.loop import train
-
-    cfg = TrainConfig.model_validate(cfg_dump)
-    os.environ["LOCAL_RANK"] = str(rank)
-    if cfg.threads is None:  # the ranks share the cores instead of each taking them all
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.world_size))
-    dist.init_process_group(backend, init_method=init, rank=rank, world_size=cfg.world_size)
-    try:
-        train(cfg)
-    finally:
-        dist.destroy_process_group()

@@ -15,6 +15,17 @@ def ema_beta(step: int, decay: float, warmup_steps: int) -> float:
     return 0.0 if step < warmup_steps else decay
 
 
+def half_life_beta(
+    step: int, batch_size: int, half_life_images: float, rampup: float | None = None
+) -> float:
+    """stylegan2-ada's schedule: the average's half-life is `half_life_images` images,
+    capped during ramp-up at `rampup` times the images seen so far (None: no ramp-up)."""
+    images = half_life_images
+    if rampup is not None:
+        images = min(images, (step + 1) * batch_size * rampup)
+    return 0.5 ** (batch_size / max(images, 1e-8))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, source: nn.Module, beta: float) -> None:
     for p_ema, p in zip(ema.parameters(), source.parameters(), strict=True):

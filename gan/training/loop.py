@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,18 @@ from gan.export import save_export
 from gan.grid import save_grid
 from gan.io import load_torch, write_json
 from gan.losses import grad_norm
+from gan.models.family import Batch
 from gan.progress import progress
-from gan.training import distributed
+from gan.training import launch
 from gan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside
-from gan.training.distributed import Ranks, average_gradients, broadcast_buffers
-from gan.training.ema import ema_beta, update_ema
+from gan.training.distributed import (
+    Ranks,
+    assert_in_sync,
+    average_gradients,
+    broadcast_buffers,
+    current,
+)
+from gan.training.ema import update_ema
 from gan.training.inference import inference_copy
 from gan.training.log import MetricsLog
 from gan.training.session import Session
@@ -82,8 +90,12 @@ def _labels_for(num_classes: int):
     return lambda n, device: torch.arange(n, device=device) % num_classes
 
 
-def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
-    row: dict[str, float] = {}
+def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
+    """One training step: every phase due at `step`, each optimiser stepped once per repeat.
+
+    Returns the log row on `measure` steps (numbers read from the device only then); a lazy
+    phase that did not run on this step shows the values of its latest run."""
+    grads: dict[str, torch.Tensor] = {}
     for phase in session.family.phases():
         if step % phase.every:
             continue
@@ -91,23 +103,30 @@ def _run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
         session.train_only(phase.optimizer)
         for _ in range(phase.repeats):
             batch = session.loader.next()
-            with session.precision.autocast():
+            session.images_seen += phase_images(batch)
+            autocast = nullcontext() if phase.fp32 else session.precision.autocast()
+            with autocast:
                 loss, extra = phase.loss(batch, step)
-            if not session.ranks.all_finite(loss.detach()):  # all ranks stop together
-                raise FloatingPointError(
-                    f"loss of phase {phase.name} is {float(loss.detach())} at step {step + 1}"
-                    + (f" on rank {session.ranks.rank}" if session.ranks.active else "")
-                )
+            session.watch.record(phase.name, loss, step)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * phase.every if phase.every > 1 else loss).backward()
             average_gradients(session.params_of(phase.optimizer), session.ranks)
             if measure:
-                row[f"gradnorm_{phase.name}"] = grad_norm(session.params_of(phase.optimizer))
+                grads[f"gradnorm_{phase.name}"] = grad_norm(session.params_of(phase.optimizer))
             opt.step()
-        if measure:
-            row[f"loss_{phase.name}"] = float(loss.detach())
-            row.update({f"{phase.name}_{k}": v for k, v in extra.items()})
-    return row
+        session.phase_logs[phase.name] = {
+            f"loss_{phase.name}": loss.detach(),
+            **{f"{phase.name}_{k}": v for k, v in extra.items()},
+        }
+    if not measure:
+        return {}
+    logged = {k: v for logs in session.phase_logs.values() for k, v in logs.items()}
+    return {k: float(v) for k, v in (logged | grads).items()}
+
+
+def phase_images(batch: Batch) -> int:
+    """Real images a phase draws: one batch, or one per domain for unpaired data."""
+    return sum(len(v) for k, v in batch.items() if k in ("images", "A", "B"))
 
 
 StepHook = Callable[[int, Session], None]
@@ -120,17 +139,17 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
     intermediate metric to an Optuna pruner; an exception from a hook ends the run.
     """
     device = pick_device(cfg.device)
-    ranks = distributed.current()
-    if cfg.world_size == 1 and not ranks.active and distributed.launched_by_torchrun():
+    ranks = current()
+    if cfg.world_size == 1 and not ranks.active and launch.launched_by_torchrun():
         raise GanError(  # each process would train alone and write the same files
             "torchrun started several processes but train.world_size is 1; set it to match"
         )
     if cfg.world_size > 1 and not ranks.active:
         if hooks:
             raise GanError("step hooks (e.g. an Optuna trial) need train.world_size 1")
-        if not distributed.launched_by_torchrun():
-            return distributed.spawn(cfg, device)
-        ranks, joined = distributed.join_torchrun(cfg.world_size, device), True
+        if not launch.launched_by_torchrun():
+            return launch.spawn(cfg, device, train)
+        ranks, joined = launch.join_torchrun(cfg.world_size, device), True
     elif ranks.world_size != cfg.world_size:
         raise GanError(
             f"train.world_size is {cfg.world_size} but the process group has "
@@ -160,27 +179,26 @@ def _train(
     log = MetricsLog(run_dir / "log.csv", resume_step=session.step) if main else None
     family = session.family
     start_step, t0 = session.step, time.perf_counter()
-    last_time, last_step = t0, start_step
+    last_time = t0
     bar = progress(
         cfg.steps, "train", initial=start_step, unit="step", disable=not (cfg.progress and main)
     )
     ckpt = latest_checkpoint(run_dir)
+    seen, stopped = session.images_seen, None
     for step in range(start_step, cfg.steps):
         done = step + 1
         last = done == cfg.steps
         measure = done % cfg.log_every == 0 or last
-        try:
-            row = _run_phases(session, step, measure)
-        except FloatingPointError as exc:
-            bar.close()
-            kept = (
-                f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written yet"
-            )
-            raise GanError(f"training stopped: {exc}; {kept}") from None
+        row = run_phases(session, step, measure)
+        saving = done % cfg.checkpoint_every == 0 or last
+        if measure or saving or hooks:  # never checkpoint, log or report diverged weights
+            stopped = session.watch.problem(ranks)
+            if stopped:
+                break
         for sch in session.schedulers.values():
             sch.step()
         broadcast_buffers(family.nets.values(), ranks)
-        beta = ema_beta(step, cfg.ema.decay, cfg.ema.warmup_steps)
+        beta = family.ema_beta(step, cfg.batch_size, cfg.ema)
         for ema_name, source in family.ema.items():
             update_ema(family.nets[ema_name], family.nets[source], beta)
         session.step = done
@@ -189,8 +207,8 @@ def _train(
             row = ranks.mean_scalars(row, device)
         if measure and log is not None:
             now = time.perf_counter()
-            img_s = (done - last_step) * cfg.batch_size / max(now - last_time, 1e-9)
-            last_time, last_step = now, done
+            img_s = (session.images_seen - seen) * ranks.world_size / max(now - last_time, 1e-9)
+            last_time, seen = now, session.images_seen
             lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in session.optimizers.items()}
             log.append({"step": done, **row, **lrs, "img_per_s": img_s})
             bar.set_postfix(
@@ -199,15 +217,19 @@ def _train(
             )
         if main and (done % cfg.sample_every == 0 or last):
             _grid(session, cfg, run_dir / "samples" / f"step-{done:08d}.png")
-        if done % cfg.checkpoint_every == 0 or last:
+        if saving:
             state = session.state_dict()  # collective: gathers every rank's random streams
             if main:
                 ckpt = save_checkpoint(run_dir, done, state, cfg.keep_checkpoints)
         for hook in hooks or ():
             hook(done, session)
+    if stopped:
+        bar.close()
+        kept = f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written yet"
+        raise GanError(f"training stopped: {stopped}; {kept}")
     bar.close()
     seconds = time.perf_counter() - t0
-    distributed.assert_in_sync(family.nets, ranks)
+    assert_in_sync(family.nets, ranks)
     if not main:
         return {"rank": ranks.rank}
     return _finish(session, cfg, seconds, start_step)
@@ -221,7 +243,7 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
     save_export(run_dir / "export", family.name, dump_section(cfg.model), session.data, G)
     _grid(session, cfg, run_dir / "samples.png")
     ckpt = latest_checkpoint(run_dir)
-    trained = cfg.steps - start_step
+    images = session.images_seen * session.ranks.world_size
     summary = {
         "run_id": f"{cfg.run}-{session.fingerprint}-{cfg.steps}",
         "run": cfg.run,
@@ -238,9 +260,7 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         "world_size": session.ranks.world_size,
         "bf16": session.precision.bf16,
         "seconds": round(seconds, 2),
-        "img_per_s": round(trained * cfg.batch_size / seconds, 1)
-        if seconds > 0 and trained
-        else None,
+        "img_per_s": round(images / seconds, 1) if seconds > 0 and images else None,
     }
     write_json(run_dir / "run.json", summary)
     _log(f"done: {cfg.steps} steps, export in {run_dir / 'export'}")

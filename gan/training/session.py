@@ -19,9 +19,10 @@ from gan.data.shards import SplitData
 from gan.device import Precision
 from gan.errors import GanError
 from gan.models import get_family
-from gan.models.family import DataInfo, GANFamily
+from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase
 from gan.training.checkpoint import fingerprint
 from gan.training.distributed import Ranks
+from gan.training.finite import FiniteWatch
 
 
 def data_info(manifest: dict[str, Any]) -> DataInfo:
@@ -38,6 +39,27 @@ def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
     if decay_steps <= 0 or step < constant_steps:
         return 1.0
     return max(0.0, 1.0 - (step - constant_steps) / decay_steps)
+
+
+def lazy_interval(phases: list[Phase], optimizer: str) -> int:
+    """The k of the lazy (every k steps) phases that step `optimizer`; 1 when none."""
+    ks = {p.every for p in phases if p.optimizer == optimizer and p.every > 1}
+    if len(ks) > 1:
+        raise GanError(
+            f"optimizer {optimizer}: lazy phases run at different intervals {sorted(ks)}; "
+            "one interval per optimiser (its lr and betas are adjusted by k/(k+1))"
+        )
+    return ks.pop() if ks else 1
+
+
+def build_optimizer(spec: OptimizerSpec, interval: int = 1) -> torch.optim.Optimizer:
+    """Adam over the spec's groups; with lazy regularisation every `interval` steps, the
+    lr and betas are adjusted by the minibatch ratio k/(k+1) as stylegan2-ada does, so
+    that the regularised and plain steps together move like the paper's schedule."""
+    ratio = interval / (interval + 1) if interval > 1 else 1.0
+    betas = (spec.betas[0] ** ratio, spec.betas[1] ** ratio)
+    groups = [{"params": g.params, "lr": spec.lr * ratio * g.lr_mult} for g in spec.groups()]
+    return torch.optim.Adam(groups, lr=spec.lr * ratio, betas=betas, eps=spec.eps)
 
 
 class Session:
@@ -75,9 +97,9 @@ class Session:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         sched = cfg.lr_schedule
+        phases = self.family.phases()
         for name, spec in self.family.optimizers().items():
-            groups = [{"params": spec.params}, *spec.extra_groups]
-            opt = torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas)
+            opt = build_optimizer(spec, lazy_interval(phases, name))
             self.optimizers[name] = opt
             self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda s: lr_factor(s, sched.constant_steps, sched.decay_steps)
@@ -91,6 +113,9 @@ class Session:
             precision.memory_format(),
         )
         self.step = 0
+        self.images_seen = 0  # real images drawn by this process's phases (for img/s)
+        self.watch = FiniteWatch(device)
+        self.phase_logs: dict[str, dict[str, torch.Tensor]] = {}  # each phase's latest values
 
     # -- which parameters a phase trains ------------------------------------------------
     def train_only(self, optimizer: str) -> None:
@@ -104,12 +129,15 @@ class Session:
 
     # -- checkpoint state ---------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
-        return {
+        state = {
             "torch": torch.get_rng_state(),
             "loader": self.loader.state_dict(),
             "augment": self.augment.state_dict(),
-            "family": self.family.extra_state(),
+            "family": self.family.rng_state(),
         }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()  # every device's stream
+        return state
 
     def state_dict(self) -> dict[str, Any]:
         """Collective under data parallelism: every rank must call it (their random
@@ -124,6 +152,7 @@ class Session:
             "nets": {k: v.state_dict() for k, v in self.family.nets.items()},
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "family_state": self.family.state_dict(),
             "rng": rank_rngs[0],
             **({"rank_rng": rank_rngs} if self.ranks.active else {}),
         }
@@ -138,9 +167,12 @@ class Session:
                 sch.load_state_dict(state["schedulers"][k])
             rng = state["rank_rng"][self.ranks.rank] if self.ranks.active else state["rng"]
             torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
             self.loader.load_state_dict(rng["loader"])
             self.augment.load_state_dict(rng["augment"])
-            self.family.load_extra_state(rng["family"])
+            self.family.load_rng_state(rng["family"])
+            self.family.load_state_dict(state.get("family_state", {}))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise GanError(
                 f"{source}: checkpoint does not fit this model ({type(exc).__name__}: {exc})"

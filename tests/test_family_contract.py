@@ -1,0 +1,145 @@
+"""The family contract: lazy phases (loss gain, lr/betas by k/(k+1)), per-group lr
+multipliers and eps, fp32 phases, tensor log values, persistent family state, EMA hook."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pandas as pd
+import pytest
+import torch
+from conftest import assert_same_state
+from test_training import tiny
+
+from gan.data.shards import load_split
+from gan.device import pick_precision
+from gan.io import load_torch
+from gan.models import FAMILIES, get_family
+from gan.models.dcgan import DCGAN
+from gan.models.family import OptimizerSpec, ParamGroup, Phase
+from gan.training.checkpoint import list_checkpoints
+from gan.training.ema import half_life_beta
+from gan.training.loop import train
+from gan.training.session import Session
+
+EVERY = 2
+SEEN: dict[str, list] = {}
+
+
+class Toy(DCGAN):
+    """DCGAN plus a lazy D regulariser every 2 steps that runs in fp32, a half-lr group
+    for D's last layer, a persistent counter, and its own EMA schedule."""
+
+    name = "dcgan"
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.count = torch.zeros((), dtype=torch.long)
+
+    def phases(self) -> list[Phase]:
+        return [*super().phases(), Phase("D_reg", "D", self._d_reg, every=EVERY, fp32=True)]
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        specs = super().optimizers()
+        d = specs["D"]
+        last = list(self.nets["D"].net[-1].parameters())
+        rest = [p for p in d.params if all(p is not q for q in last)]
+        specs["D"] = OptimizerSpec(
+            rest, d.lr, d.betas, eps=1e-6, extra_groups=[ParamGroup(last, 0.5)]
+        )
+        return specs
+
+    def _d_main(self, batch, step):
+        SEEN.setdefault("autocast_main", []).append(torch.is_autocast_enabled("cpu"))
+        return super()._d_main(batch, step)
+
+    def _d_reg(self, batch, step):
+        SEEN.setdefault("reg_steps", []).append(step)
+        SEEN.setdefault("autocast_reg", []).append(torch.is_autocast_enabled("cpu"))
+        self.count += 1
+        loss = sum(p.square().sum() for p in self.nets["D"].parameters()) * 1e-6
+        loss.register_hook(lambda g: SEEN.setdefault("gain", []).append(float(g)))
+        return loss, {"count": self.count.float()}
+
+    def state_dict(self):
+        return {"count": self.count.clone()}
+
+    def load_state_dict(self, state):
+        self.count = state["count"].clone()
+
+    def ema_beta(self, step, batch_size, ema):
+        return 0.5
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    module = types.ModuleType("toy_family")
+    module.Toy = Toy
+    monkeypatch.setitem(sys.modules, "toy_family", module)
+    monkeypatch.setitem(FAMILIES, "dcgan", "toy_family:Toy")
+    SEEN.clear()
+    yield
+    SEEN.clear()
+
+
+def test_lazy_phase_runs_every_k_steps_with_gain_k_and_adjusted_optimiser(digits16, tmp_path, toy):
+    cfg = tiny(digits16, tmp_path, steps=8, precision="bf16")
+    train(cfg)
+    assert SEEN["reg_steps"] == [0, 2, 4, 6]
+    assert SEEN["gain"] == [float(EVERY)] * 4  # the loss reaches backward scaled by k
+    assert SEEN["autocast_main"] == [True] * 8 and SEEN["autocast_reg"] == [False] * 4
+    state = load_torch(list_checkpoints(cfg.run_dir)[-1])
+    d_groups = state["optimizers"]["D"]["param_groups"]
+    ratio = EVERY / (EVERY + 1)
+    b1, b2 = cfg.optim.d_betas
+    assert d_groups[0]["lr"] == pytest.approx(cfg.optim.d_lr * ratio)
+    assert d_groups[1]["lr"] == pytest.approx(cfg.optim.d_lr * ratio * 0.5)
+    for g in d_groups:
+        assert g["betas"] == pytest.approx((b1**ratio, b2**ratio)) and g["eps"] == 1e-6
+    (g_group,) = state["optimizers"]["G"]["param_groups"]  # no lazy phase: untouched
+    assert g_group["lr"] == cfg.optim.g_lr and tuple(g_group["betas"]) == cfg.optim.g_betas
+    log = pd.read_csv(cfg.run_dir / "log.csv")  # tensor log values became numbers
+    assert list(log["D_reg_count"]) == [2.0, 4.0]
+    assert state["family_state"]["count"] == 4
+
+
+def test_persistent_family_state_and_ema_hook_resume_exactly(digits16, tmp_path, toy):
+    straight = tiny(digits16, tmp_path / "a")
+    train(straight)
+    train(tiny(digits16, tmp_path / "b").model_copy(update={"steps": 8}))
+    resumed = tiny(digits16, tmp_path / "b")
+    assert train(resumed)["resumed_from_step"] == 8
+    a = load_torch(list_checkpoints(straight.run_dir)[-1])
+    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    assert a["family_state"]["count"] == b["family_state"]["count"] == 6
+    assert_same_state(a["nets"], b["nets"], "nets")
+    assert_same_state(a["optimizers"], b["optimizers"], "optimizers")
+
+
+def test_ema_hook_sets_the_average(digits16, tmp_path, toy):
+    cfg = tiny(digits16, tmp_path, steps=1)  # tiny's own schedule would copy (warm-up)
+    init = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    initial = {k: v.clone() for k, v in init.family.nets["G"].state_dict().items()}
+    train(cfg)
+    state = load_torch(list_checkpoints(cfg.run_dir)[-1])
+    g, ema = state["nets"]["G"], state["nets"]["G_ema"]
+    key = "net.0.weight"
+    assert not torch.equal(g[key], initial[key])
+    torch.testing.assert_close(ema[key], (initial[key] + g[key]) / 2)  # beta 0.5
+
+
+def test_half_life_schedule_matches_stylegan2_ada():
+    assert half_life_beta(10**6, 32, 10_000) == pytest.approx(0.5 ** (32 / 10_000))
+    # during ramp-up the half-life is capped at rampup * images seen
+    assert half_life_beta(9, 32, 10_000, rampup=0.05) == pytest.approx(0.5 ** (32 / 16.0))
+
+
+def test_families_state_their_task():
+    assert get_family("dcgan").task == "sample"
+    assert get_family("cyclegan").task == "translate"
+
+
+def test_phases_refuse_a_zero_interval():
+    with pytest.raises(ValueError, match="every and repeats"):
+        Phase("x", "D", lambda b, s: (torch.zeros(()), {}), every=0)
