@@ -112,6 +112,29 @@ def test_spectral_buffers_are_checkpointed_and_frozen_in_eval():
     assert torch.equal(clone.train()(x), layer.train()(x))
 
 
+def test_eval_passes_change_no_buffer():
+    torch.manual_seed(0)
+    G, D = tiny_g().eval(), tiny_d().eval()
+    before = {k: v.clone() for net in (G, D) for k, v in net.state_dict().items()}
+    y = torch.tensor([1, 2])
+    with torch.no_grad():
+        D(G(torch.randn(2, G.z_dim), y), y)
+    after = {k: v for net in (G, D) for k, v in net.state_dict().items()}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_generator_norms_are_batch_norms_for_standing_statistics():
+    norms = [m for m in tiny_g().modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 2 * 3 + 1  # two conditional norms per block, one at the output
+
+
+def test_spectral_norm_under_autocast():
+    lin = SNLinear(8, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lin(torch.randn(3, 8))
+    assert out.shape == (3, 4) and lin.weight_sigma.dtype == torch.float32
+
+
 def test_spectral_layers_survive_repeated_calls_before_backward():
     lin = SNLinear(5, 3)
     x = torch.randn(2, 5)

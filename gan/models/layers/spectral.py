@@ -26,13 +26,16 @@ def estimate_sigma(
     The singular vectors are found without gradient; sigma = u' W v is then differentiable
     in W. The returned vector is a fresh tensor, never the caller's buffer.
     """
-    with torch.no_grad():
+    # the iteration and sigma stay in the weight's precision even under autocast
+    with torch.no_grad(), torch.autocast(matrix.device.type, enabled=False):
         left = u
         for _ in range(n_power_iterations):
             right = F.normalize(left @ matrix, dim=0, eps=eps)
             left = F.normalize(matrix @ right, dim=0, eps=eps)
         left, right = left.clone(), right.clone()
-    return torch.dot(left, matrix @ right), left
+    with torch.autocast(matrix.device.type, enabled=False):
+        sigma = torch.dot(left, matrix @ right)
+    return sigma, left
 
 
 class _SpectralWeight:
