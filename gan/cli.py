@@ -99,6 +99,11 @@ def cmd_sample(args):
         seed=args.seed,
         truncation=args.truncation,
         registry=registry_root,
+        labels=args.labels,
+        mix=(args.rows, args.cols) if args.mix else None,
+        crossover=args.crossover,
+        interpolate=args.seeds if args.interpolate else None,
+        frames=args.frames,
     )
     print(out)
 
@@ -182,16 +187,41 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--model", default="champion", help="champion, a registry version (v3) or an export dir"
     )
-    s.add_argument("-n", type=int, default=64)
-    s.add_argument("--out", default="samples.png")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--truncation", type=float, default=1.0)
+    s.add_argument("-n", type=int, default=64, help="number of images in the grid")
+    s.add_argument("--out", default="samples.png", help="PNG file to write")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latents")
+    s.add_argument(
+        "--truncation",
+        type=float,
+        default=1.0,
+        help="truncation: StyleGAN2 psi around the average w (0: the average image), "
+        "BigGAN threshold of the latents, DCGAN scale of z; 1 is none",
+    )
     s.add_argument(
         "--labels",
         type=int,
         nargs="*",
         help="class indices for conditional models, repeated to fill n",
     )
+    s.add_argument(
+        "--mix",
+        action="store_true",
+        help="a style-mixing grid: rows give coarse styles, columns fine ones (StyleGAN2)",
+    )
+    s.add_argument("--rows", type=int, nargs="+", default=[1, 2, 3, 4], help="--mix row seeds")
+    s.add_argument("--cols", type=int, nargs="+", default=[5, 6, 7, 8], help="--mix column seeds")
+    s.add_argument(
+        "--crossover",
+        type=int,
+        help="--mix: the first layer whose style comes from the column (default: the middle)",
+    )
+    s.add_argument(
+        "--interpolate",
+        action="store_true",
+        help="a strip walking between --seeds (PNG at --out) and the same walk as a GIF",
+    )
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="--interpolate seeds")
+    s.add_argument("--frames", type=int, default=8, help="--interpolate steps between two seeds")
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
     tr = stage("translate", cmd_translate, "translate a folder of images with a CycleGAN model")
     tr.add_argument(

@@ -30,6 +30,7 @@ class Exported:
     generator: nn.Module
     meta: dict[str, Any]
     data: DataInfo
+    conditional: bool = False  # the generator honours the labels it is given
 
 
 def save_export(
@@ -70,4 +71,10 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> Exporte
         G.load_state_dict(state)
     except Exception as exc:
         raise GanError(f"{weights}: cannot load generator weights ({exc})") from None
-    return Exported(family=family, generator=G.to(device).eval(), meta=meta, data=data)
+    return Exported(
+        family=family,
+        generator=G.to(device).eval(),
+        meta=meta,
+        data=data,
+        conditional=family.is_conditional(cfg, data),
+    )

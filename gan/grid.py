@@ -36,3 +36,16 @@ def save_grid(
     img.save(buf, format="PNG")
     write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, scale: int = 1, ms: int = 80) -> Path:
+    """Write frames (NCHW) as an endlessly looping animated GIF, atomically."""
+    x = to_uint8(frames)
+    if scale > 1:
+        x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    arrays = x.permute(0, 2, 3, 1).numpy()
+    images = [Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a) for a in arrays]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=ms, loop=0)
+    write_bytes(path, buf.getvalue())
+    return Path(path)

@@ -10,18 +10,18 @@ import torch
 
 from gan.errors import GanError
 from gan.export import load_export
-from gan.grid import save_grid
+from gan.grid import save_gif, save_grid
 from gan.registry.resolve import resolve_model
 
 
 def _labels(
-    labels: Sequence[int] | torch.Tensor | None, n: int, num_classes: int
+    labels: Sequence[int] | torch.Tensor | None, n: int, num_classes: int, conditional: bool
 ) -> torch.Tensor | None:
     """Labels repeated cyclically to n, so `--labels 0 1 2` fills a grid class by class."""
     if labels is None:
         return None
     y = torch.as_tensor(labels, dtype=torch.long).flatten()
-    if num_classes == 0:
+    if num_classes == 0 or not conditional:
         raise GanError("labels were given but this generator is unconditional")
     if len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= num_classes:
         raise GanError(f"labels must be class indices in 0..{num_classes - 1}")
@@ -36,17 +36,37 @@ def sample(
     truncation: float = 1.0,
     registry: str | Path = "registry",
     labels: Sequence[int] | torch.Tensor | None = None,
+    mix: tuple[list[int], list[int]] | None = None,
+    crossover: int | None = None,
+    interpolate: list[int] | None = None,
+    frames: int = 16,
 ) -> Path:
-    """Generate `n` images with a fixed seed and write them as one PNG grid at `out`."""
-    if n <= 0:
-        raise GanError(f"-n must be greater than 0, not {n}")
-    if truncation <= 0:
-        raise GanError(f"truncation must be greater than 0, not {truncation}")
+    """Generate `n` images with a fixed seed and write them as one PNG grid at `out`.
+
+    `mix` = (row seeds, column seeds) writes a style-mixing grid instead (coarse styles from
+    the rows, fine from the columns, split at `crossover`); `interpolate` = seeds writes a
+    strip of `frames` steps between consecutive seeds, and the same walk as a GIF beside it.
+    """
+    if not math.isfinite(truncation) or truncation < 0:
+        raise GanError(f"truncation must be a finite number >= 0, not {truncation}")
     exported = load_export(resolve_model(model, registry))
-    y = _labels(labels, n, exported.data.num_classes)
-    rng = torch.Generator().manual_seed(seed)
+    G, family = exported.generator, exported.family
+    scale = max(1, 64 // exported.data.resolution)
     with torch.inference_mode():
-        images = exported.family.generate(
-            exported.generator, n, generator=rng, labels=y, truncation=truncation
-        )
+        if mix is not None:
+            rows, cols = mix
+            cut = crossover if crossover is not None else max(1, getattr(G, "num_ws", 2) // 2)
+            images = family.mix_grid(G, rows, cols, cut, truncation)
+            return save_grid(images, out, nrow=len(cols) + 1, scale=scale)
+        if interpolate is not None:
+            if len(interpolate) < 2 or frames < 1:
+                raise GanError("--interpolate needs at least two seeds and --frames >= 1")
+            walk = family.interpolate(G, interpolate, frames, truncation)
+            save_gif(walk, Path(out).with_suffix(".gif"), scale=scale)
+            return save_grid(walk, out, nrow=len(walk), scale=scale)
+        if n <= 0:
+            raise GanError(f"-n must be greater than 0, not {n}")
+        y = _labels(labels, n, exported.data.num_classes, exported.conditional)
+        rng = torch.Generator().manual_seed(seed)
+        images = family.generate(G, n, generator=rng, labels=y, truncation=truncation)
     return save_grid(images, out, nrow=math.ceil(math.sqrt(n)))

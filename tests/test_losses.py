@@ -44,9 +44,12 @@ def test_gradient_penalty_zero_for_unit_gradient_and_positive_otherwise():
     assert gradient_penalty(
         lambda x: (x * unit).flatten(1).sum(1), real, fake, gen
     ).item() == pytest.approx(0, abs=1e-10)
-    gp = gradient_penalty(lambda x: (x * 3 * unit).flatten(1).sum(1), real, fake, gen)
+    scale = torch.tensor(3.0, requires_grad=True)  # a parameter of the critic
+    gp = gradient_penalty(lambda x: (x * scale * unit).flatten(1).sum(1), real, fake, gen)
     assert gp.item() == pytest.approx(4.0, rel=1e-5)  # (3 - 1)^2
-    assert gp.requires_grad is False or gp.grad_fn is not None
+    # the penalty trains the critic: d/ds (s - 1)^2 = 2 (s - 1) = 4 reaches its parameter
+    (grad,) = torch.autograd.grad(gp, scale)
+    assert grad.item() == pytest.approx(4.0, rel=1e-5)
 
 
 def test_r1_penalty_is_squared_gradient_norm():

@@ -10,6 +10,7 @@ from gan.errors import GanError
 FAMILIES: dict[str, str] = {
     "dcgan": "gan.models.dcgan:DCGAN",
     "cyclegan": "gan.models.cyclegan:CycleGAN",
+    "stylegan2": "gan.models.stylegan2.family:StyleGAN2",
 }
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gan.config import EmaConfig, ModelConfig, OptimConfig
+from gan.errors import GanError
 from gan.training.ema import ema_beta
 
 Batch = dict[str, torch.Tensor]
@@ -169,6 +170,12 @@ class GANFamily(ABC):
 
     # -- using a trained generator -------------------------------------------------------
     @classmethod
+    def is_conditional(cls, cfg: ModelConfig, data: DataInfo) -> bool:
+        """Whether a generator of this config honours labels; families where the config
+        decides (StyleGAN2's `conditional`) override it."""
+        return cls.conditional and data.num_classes > 0
+
+    @classmethod
     @abstractmethod
     def build_generator(cls, cfg: ModelConfig, data: DataInfo) -> nn.Module:
         """The exported network (the EMA generator) with freshly initialised weights."""
@@ -184,6 +191,20 @@ class GANFamily(ABC):
         truncation: float = 1.0,
     ) -> torch.Tensor:
         """`n` images in [-1, 1], NCHW, from the latents that `generator` draws."""
+
+    @classmethod
+    def mix_grid(
+        cls, G: nn.Module, rows: list[int], cols: list[int], crossover: int, truncation=1.0
+    ) -> torch.Tensor:
+        """A style-mixing grid (families with per-layer styles override it)."""
+        raise GanError(f"{cls.name} has no per-layer styles to mix (StyleGAN2 has)")
+
+    @classmethod
+    def interpolate(
+        cls, G: nn.Module, seeds: list[int], steps: int, truncation: float = 1.0
+    ) -> torch.Tensor:
+        """Frames walking between the seeds' latents (families that support it override it)."""
+        raise GanError(f"{cls.name} has no latent interpolation")
 
     def preview(
         self, G: nn.Module, n: int, generator: torch.Generator, labels: torch.Tensor | None = None
