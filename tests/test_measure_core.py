@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch_fidelity
+from test_metrics import _cfg
 
 from gan.config import load_params
 from gan.data.shards import load_split
 from gan.hpo import load, run
-from gan.metrics.evaluate import measure
+from gan.metrics.evaluate import evaluate, measure
 from gan.metrics.extractors import register_classifier
 from gan.metrics.feature_cache import FORMAT
 from gan.metrics.fidelity import ISC_SPLITS, PRC_NEIGHBORHOOD, Uint8Images, compute_metrics
 
-pytest_plugins = ["test_hpo_support"]  # fixtures: params_file, classifier16
+pytest_plugins = ["test_hpo_support", "test_metrics"]  # params_file, classifier16, untrained_run
 
 METRICS = Path(__file__).resolve().parents[1] / "gan" / "metrics"
 
@@ -134,3 +135,28 @@ def test_sampling_trials_equal_evaluate_under_truncation(params_file):
     assert trial.user_attrs["kid"] == pytest.approx(evaluated["kid"], rel=1e-6, abs=1e-9)
     untruncated = params.evaluate.model_copy(update={"truncation": 1.0})
     assert measure(untruncated, export).metrics["fid"] != pytest.approx(trial.value, rel=1e-3)
+
+
+def test_evaluate_outputs_are_replaced_together_or_not_at_all(
+    tmp_path, digits16, classifier16, untrained_run, monkeypatch
+):
+    cfg = _cfg(tmp_path, digits16, untrained_run, classifier16, num_samples=64, metrics=["fid"])
+    report = Path(cfg.output)
+    report.mkdir()
+    (report / "stale.txt").write_text("from an older evaluate")
+    evaluate(cfg)
+    assert sorted(p.name for p in report.iterdir()) == [
+        "metrics.json",
+        "protocol.json",
+        "samples.png",
+    ]
+    before = {p.name: p.read_bytes() for p in report.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("gan.metrics.evaluate.save_grid", broken)
+    with pytest.raises(OSError, match="disk full"):
+        evaluate(cfg.model_copy(update={"seed": 1}))  # new metrics.json written, then failure
+    assert {p.name: p.read_bytes() for p in report.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []

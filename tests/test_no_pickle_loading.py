@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_metrics import _cfg
 
-from gan.config import EvaluateConfig, TrainConfig
+from gan.config import TrainConfig
 from gan.data.shards import load_split
 from gan.errors import GanError
 from gan.export import WEIGHTS, load_export
@@ -62,27 +63,13 @@ def plant(tmp_path):
     assert not marker.exists(), "a planted file ran code"
 
 
-def _eval_cfg(tmp_path, data, run, classifier, **kw) -> EvaluateConfig:
-    base = {
-        "data": str(data),
-        "run_dir": str(run),
-        "output": str(tmp_path / "report"),
-        "classifier": str(classifier),
-        "num_samples": 100,
-        "kid_subset_size": 50,
-        "cache_dir": str(tmp_path / "cache"),
-        "device": "cpu",
-    }
-    return EvaluateConfig(**{**base, **kw})
-
-
 def test_planted_cache_files_are_never_unpickled(
     plant, tmp_path, digits16, classifier16, untrained_run, monkeypatch
 ):
     """Every name torch-fidelity's cache would read for our reference (in evaluate.cache_dir
     and in its default root under TORCH_HOME), and our own cache file: ignored."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    cfg = _eval_cfg(tmp_path, digits16, untrained_run, classifier16)
+    cfg = _cfg(tmp_path, digits16, untrained_run, classifier16, num_samples=100, kid_subset_size=50)
     first = evaluate(cfg)["metrics"]
     ours = sorted((tmp_path / "cache").iterdir())
     assert ours and all(p.suffix == ".safetensors" for p in ours)

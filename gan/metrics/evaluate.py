@@ -9,8 +9,8 @@ features and no cached file can run code. Our
 classifier adds class-aware figures: classifier IS, class coverage and entropy, and for
 conditional families the fraction of samples classified as the requested class.
 
-Outputs (atomic): metrics.json (flat numbers), protocol.json (see gan.metrics.protocol),
-samples.png (64 samples).
+Outputs, replaced together or not at all (gan.metrics.outputs): metrics.json (flat
+numbers), protocol.json (see gan.metrics.protocol), samples.png (64 samples).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from gan.metrics.core import (
 )
 from gan.metrics.extractors import resolve_extractor
 from gan.metrics.fidelity import ISC_SPLITS, PRC_NEIGHBORHOOD, compute_metrics, reference_cache_name
+from gan.metrics.outputs import replaced_dir
 from gan.metrics.translation import measure_translation
 
 __all__ = [  # also the names tests and callers import from here
@@ -102,10 +103,10 @@ def _classifier_figures(
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Run the evaluate stage on cfg.run_dir's export; returns {"metrics", "protocol"} as written."""
     m = measure(cfg, Path(cfg.run_dir) / "export")
-    out = Path(cfg.output)
-    write_json(out / "metrics.json", m.metrics)
-    write_json(out / "protocol.json", m.protocol)
-    save_grid(m.grid, out / "samples.png", nrow=8, scale=max(1, 64 // m.grid.shape[-1]))
+    with replaced_dir(cfg.output) as out:  # the three files together, or the previous ones
+        write_json(out / "metrics.json", m.metrics)
+        write_json(out / "protocol.json", m.protocol)
+        save_grid(m.grid, out / "samples.png", nrow=8, scale=max(1, 64 // m.grid.shape[-1]))
     return {"metrics": m.metrics, "protocol": m.protocol}
 
 
