@@ -115,6 +115,16 @@ def test_rerun_continues_the_same_study_and_refuses_other_settings(params_file):
         open_study(changed)
 
 
+def test_neutral_train_keys_are_not_settings_even_in_an_older_study(params_file):
+    """Workers with other thread counts share a study, also one that stored train.threads."""
+    params = load_params(params_file, ["hpo.enqueue_current=false"])
+    study = open_study(params)
+    old = study.user_attrs["settings"]
+    assert "threads" not in old["train"] and "init_from" in old["train"]
+    study.set_user_attr("settings", {**old, "train": {**old["train"], "threads": 3}})
+    open_study(load_params(params_file, ["hpo.enqueue_current=false", "train.threads=2"]))
+
+
 def test_trial_seeds_follow_trial_numbers_not_processes(params_file, tmp_path):
     """Same seed, same trial number: same proposal, whichever worker asks."""
     params = load_params(params_file, ["hpo.enqueue_current=false"])

@@ -134,10 +134,12 @@ def stage_code(cmd: str) -> set[Path]:
     return {p for p in closure(gan_files(handler_imports(args.fn))) if runs_code(p)}
 
 
-def stages():
-    for dvc_file in PIPELINES:
-        for name, stage in yaml.safe_load(dvc_file.read_text())["stages"].items():
-            yield pytest.param(dvc_file, stage, id=f"{dvc_file.relative_to(REPO)}:{name}")
+def stages() -> list:
+    return [
+        pytest.param(dvc_file, stage, id=f"{dvc_file.relative_to(REPO)}:{name}")
+        for dvc_file in PIPELINES
+        for name, stage in yaml.safe_load(dvc_file.read_text())["stages"].items()
+    ]
 
 
 @pytest.mark.parametrize(("dvc_file", "stage"), stages())
