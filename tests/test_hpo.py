@@ -125,6 +125,28 @@ def test_neutral_train_keys_are_not_settings_even_in_an_older_study(params_file)
     open_study(load_params(params_file, ["hpo.enqueue_current=false", "train.threads=2"]))
 
 
+def test_a_worker_waits_for_a_study_another_is_still_creating(params_file, monkeypatch):
+    """The creator writes the settings last, after the baseline: nobody asks before it."""
+    import threading
+
+    from gan.hpo import study as study_module
+    from gan.hpo.objective import load_reference
+    from gan.hpo.storage import open_storage
+
+    params = load_params(params_file)
+    ref = load_reference(params.train, params.evaluate)
+    storage = open_storage(params.hpo.storage)
+    half = optuna.create_study(study_name="tiny", storage=storage, direction="minimize")
+    settings = study_module.study_settings(params, ref)
+    threading.Timer(0.5, half.set_user_attr, ("settings", settings)).start()
+    assert open_study(params, ref).user_attrs["settings"] == settings
+    monkeypatch.setattr(study_module, "CREATE_WAIT_SECONDS", 0.2)
+    optuna.create_study(study_name="stuck", storage=storage, direction="minimize")
+    stuck = load_params(params_file, ["hpo.study=stuck"])
+    with pytest.raises(GanError, match="stuck .* has no settings"):
+        open_study(stuck, ref)
+
+
 def test_trial_seeds_follow_trial_numbers_not_processes(params_file, tmp_path):
     """Same seed, same trial number: same proposal, whichever worker asks."""
     params = load_params(params_file, ["hpo.enqueue_current=false"])

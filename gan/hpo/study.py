@@ -16,6 +16,7 @@ Entry points: `run` (`gan hpo run`), `best` (`gan hpo best`), `apply` (`gan hpo 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def make_pruner(hpo: HpoConfig) -> optuna.pruners.BasePruner:
 # replaces `steps`), less init_from (a warm start changes a fresh trial), plus device
 # (workers on other machines share one study). See NEUTRAL_KEYS in gan/config.py.
 NOT_SETTINGS = (NEUTRAL_KEYS - {"init_from"}) | {"device"}
+CREATE_WAIT_SECONDS = 60  # how long a worker waits for another to finish creating a study
 
 
 def train_settings(train: dict[str, Any]) -> dict[str, Any]:
@@ -143,12 +145,29 @@ def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optu
     study = optuna.create_study(
         study_name=hpo.study, storage=storage, direction="minimize", **kwargs
     )
-    study.set_user_attr("settings", settings)
     values = current_values(params.train, hpo.space) if hpo.enqueue_current else None
     if values is not None:  # first trial: what params.yaml trains now, as the baseline
         study.enqueue_trial(values, user_attrs={"source": "params.yaml"})
+    study.set_user_attr("settings", settings)  # last: the study is ready (see _settings_of)
     log(f"study {hpo.study} created in {redacted(hpo.storage)}")
     return study
+
+
+def _settings_of(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
+    """The study's settings, once the worker creating it has written them.
+
+    They are written last, so a worker that loads a study another is still creating waits
+    instead of asking for trial 0 before the baseline is queued.
+    """
+    deadline = time.monotonic() + CREATE_WAIT_SECONDS
+    while (settings := study.user_attrs.get("settings")) is None:
+        if time.monotonic() > deadline:
+            raise GanError(
+                f"study {hpo.study} in {redacted(hpo.storage)} has no settings (its creation "
+                "stopped half-way?); set hpo.study to a new name"
+            )
+        time.sleep(0.1)
+    return {**settings, "train": train_settings(settings.get("train", {}))}
 
 
 def open_study(params: Params, ref=None) -> optuna.Study:
@@ -168,10 +187,8 @@ def open_study(params: Params, ref=None) -> optuna.Study:
             study = optuna.load_study(study_name=hpo.study, storage=storage, **kwargs)
     if study.directions != [optuna.study.StudyDirection.MINIMIZE]:
         raise GanError(f"study {hpo.study} in {redacted(hpo.storage)} is not a ganops study")
-    old = study.user_attrs.get("settings")
-    if old is not None:  # compared as today's rule sees them: a key made neutral later is ignored
-        old = {**old, "train": train_settings(old.get("train", {}))}
-    if old is not None and old != settings:
+    old = _settings_of(study, hpo)  # as today's rule sees them: a key made neutral is ignored
+    if old != settings:
         changed = ", ".join(_differences(old, settings)[:8])
         raise GanError(
             f"study {hpo.study} in {redacted(hpo.storage)} was started with other settings "
