@@ -97,7 +97,7 @@ def results_task(params_path: str, overrides: list[str], apply: bool) -> dict[st
     params = load_params(params_path, overrides)
     study = load(params)
     best = write_results(study, params.hpo)
-    frame = trials_frame(study)
+    frame = trials_frame(study, params.hpo)
     key = f"hpo-{_slug(params.hpo.study)}"
     rows = [{k: _cell(v) for k, v in row.items()} for row in frame.to_dict("records")]
     create_table_artifact(rows, key=f"{key}-trials", description=f"trials of {params.hpo.study}")

@@ -208,6 +208,8 @@ class EvaluateConfig(Section):
     seed: int = 0
     metrics: list[Literal["fid", "kid", "isc", "prc"]] = ["fid", "kid", "isc", "prc"]
     kid_subset_size: int = Field(100, gt=1)
+    # classifier_confident: fraction of samples whose top class probability is >= this
+    confident_threshold: float = Field(0.8, gt=0.0, le=1.0)
     truncation: float = Field(1.0, gt=0.0)
     cache_dir: str = ".cache/fidelity"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -289,6 +291,10 @@ class HpoPrunerConfig(Section):
     reduction_factor: int = Field(3, ge=2)  # hyperband
 
 
+# HPO objectives that are maximised (the others are minimised); promotion says its own mode.
+MAXIMIZED = frozenset({"classifier_confident"})
+
+
 class HpoConfig(Section):
     """The Optuna search over train params (gan/hpo/); space keys are paths inside train."""
 
@@ -299,7 +305,7 @@ class HpoConfig(Section):
     n_trials: int = Field(20, gt=0)
     budget_steps: int = Field(500, gt=0)
     report_every: int = Field(100, gt=0)
-    objective: Literal["fid", "kid"] = "fid"
+    objective: Literal["fid", "kid", "classifier_confident"] = "fid"  # see MAXIMIZED
     report_metric: Literal["fid", "kid"] = "kid"
     report_samples: int = Field(256, ge=2)
     objective_samples: int = Field(1000, ge=2)

@@ -221,6 +221,7 @@ def test_evaluate_writes_metrics_and_is_deterministic(
     assert set(metrics) == {
         "fid", "kid", "kid_std", "is", "is_std", "precision", "recall",
         "classifier_is", "class_coverage", "class_entropy", "classifier_test_accuracy",
+        "classifier_confident", "classifier_confident_real",
     }  # fmt: skip
     assert "conditional_accuracy" not in metrics  # DCGAN ignores labels
     assert all(isinstance(v, float) for v in metrics.values())
@@ -236,6 +237,7 @@ def test_evaluate_writes_metrics_and_is_deterministic(
         protocol["num_samples"] == 300
         and protocol["seed"] == 0
         and protocol["kid_subset_size"] == 100
+        and protocol["confident_threshold"] == 0.8
     )
     assert (report / "samples.png").stat().st_size > 0
 

@@ -2,9 +2,13 @@
 
 Every `hpo.report_every` steps a step hook measures the report metric (KID on a small
 sample by default) of the EMA generator against the reference split and reports it, so
-the pruner can stop a bad trial early. At the last step the objective (FID or KID) is
-measured on `hpo.objective_samples` samples, under the evaluate section's extractor:
-trials are compared under one protocol, the same one `gan evaluate` uses.
+the pruner can stop a bad trial early. At the last step the objective (FID or KID,
+minimised, or `classifier_confident` under the evaluate section's classifier and
+`evaluate.confident_threshold`, maximised) is measured on `hpo.objective_samples` samples,
+under the evaluate section's extractor: trials are compared under one protocol, the same
+one `gan evaluate` uses. Reports are signed to agree with the study's direction: in a
+maximised study a minimised report metric (FID, KID) is reported negated, so the pruner
+stops the trials that are worst by it (`reported_value` turns it back for tables and plots).
 
 Translation families (CycleGAN) are measured as `gan evaluate` measures them: test-A
 translated against real test-B and back (up to n images per direction), and the mean of
@@ -23,14 +27,17 @@ import optuna
 import torch
 from pydantic import ValidationError
 
-from gan.config import EvaluateConfig, HpoConfig, Params, TrainConfig
+from gan.config import MAXIMIZED, EvaluateConfig, HpoConfig, Params, TrainConfig
 from gan.data.shards import load_split
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.export import Exported
 from gan.hpo.space import suggest, with_values
+from gan.metrics.classifier import Classifier, predict_logits
 from gan.metrics.core import (
     REFERENCE_SPLIT,
+    checked_classifier,
+    confident_fraction,
     generate_samples,
     is_translation,
     reference_content_hash,
@@ -43,6 +50,22 @@ from gan.training.inference import inference_copy
 from gan.training.loop import train
 
 FINAL_METRICS = ("fid", "kid")  # both are kept as user attrs; hpo.objective picks the value
+CONFIDENT = "classifier_confident"  # measured with the classifier, not torch-fidelity
+
+
+def direction(objective: str) -> str:
+    """The Optuna direction of a study with this objective."""
+    return "maximize" if objective in MAXIMIZED else "minimize"
+
+
+def report_sign(hpo: HpoConfig) -> float:
+    """+1 when the report metric improves in the objective's direction, else -1."""
+    return 1.0 if direction(hpo.report_metric) == direction(hpo.objective) else -1.0
+
+
+def reported_value(value: float | None, hpo: HpoConfig) -> float | None:
+    """A trial's stored intermediate value as the report metric itself."""
+    return None if value is None else value * report_sign(hpo)
 
 
 @dataclass
@@ -58,9 +81,16 @@ class Reference:
     kid_subset_size: int
     cuda: bool
     truncation: float = 1.0
+    classifier: Classifier | None = None  # loaded when the objective is classifier_confident
+    classifier_sha256: str | None = None
+    confident_threshold: float = 0.8
 
 
-def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Reference:
+def load_reference(
+    train_cfg: TrainConfig, evaluate: EvaluateConfig, classifier: bool = False
+) -> Reference:
+    """The study's reference; `classifier`: also load evaluate.classifier (checked against
+    the data) for the classifier_confident objective."""
     extractor = resolve_extractor(
         evaluate.extractor, evaluate.classifier, evaluate.inception_weights
     )
@@ -76,6 +106,11 @@ def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Referenc
             raise GanError(
                 f"{train_cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images{where}"
             )
+    trained = (
+        checked_classifier(evaluate.classifier, content_hash, train_cfg.data)
+        if classifier
+        else None
+    )
     return Reference(
         extractor,
         real,
@@ -86,6 +121,9 @@ def load_reference(train_cfg: TrainConfig, evaluate: EvaluateConfig) -> Referenc
         evaluate.kid_subset_size,
         pick_device(train_cfg.device).type == "cuda",
         evaluate.truncation,
+        trained.model if trained else None,
+        trained.weights_sha256 if trained else None,
+        evaluate.confident_threshold,
     )
 
 
@@ -125,16 +163,21 @@ def sampler_of(session, ref: Reference) -> Sampler:
 
 def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict[str, float]:
     """`metrics` of n generated (or per direction, translated) images against the reference
-    split; with two domains, the mean over the directions, as `gan evaluate` reports it."""
+    split; with two domains, the mean over the directions, as `gan evaluate` reports it.
+    classifier_confident needs the reference's classifier (see load_reference)."""
+    if CONFIDENT in metrics and ref.classifier is None:
+        raise GanError(f"{CONFIDENT} needs the classifier: load_reference(..., classifier=True)")
+    fidelity = [m for m in metrics if m != CONFIDENT]
     results = []
     for d, fake in sample(n, ref.seed, ref.batch_size).items():
         real = ref.real[d]
-        results.append(
-            score(
+        result = {}
+        if fidelity:
+            result = score(
                 fake,
                 real,
                 ref.extractor,
-                metrics,
+                fidelity,
                 split=f"{REFERENCE_SPLIT}{d}",
                 content_hash=ref.content_hash,
                 seed=ref.seed,
@@ -143,7 +186,10 @@ def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict
                 cache_dir=ref.cache_dir,
                 cuda=ref.cuda,
             )
-        )
+        if CONFIDENT in metrics:
+            logits = predict_logits(ref.classifier, fake)
+            result[CONFIDENT] = confident_fraction(logits, ref.confident_threshold)
+        results.append(result)
     return {m: sum(r[m] for r in results) / len(results) for m in metrics}
 
 
@@ -165,10 +211,11 @@ class ReportHook:
         ]
         if not math.isfinite(value):
             raise GanError(f"{hpo.report_metric} is {value} at step {done}")
-        self.trial.report(value, done)
+        self.trial.report(value * report_sign(hpo), done)
         self.log(f"trial {self.trial.number} step {done}: {hpo.report_metric} {value:.4g}")
         if last:
-            self.final = measure(self.ref, sample, hpo.objective_samples, list(FINAL_METRICS))
+            final = [*FINAL_METRICS, *([CONFIDENT] if self.ref.classifier is not None else [])]
+            self.final = measure(self.ref, sample, hpo.objective_samples, final)
         elif self.trial.should_prune():
             raise optuna.TrialPruned(f"{hpo.report_metric} {value:.4g} at step {done}")
 

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from gan.config import HpoConfig, parse_params
 from gan.errors import GanError
+from gan.hpo.objective import CONFIDENT, FINAL_METRICS, reported_value
 from gan.hpo.space import get_path, set_path
 from gan.io import write_json, write_text
 
@@ -27,8 +28,17 @@ def _reason(t: optuna.trial.FrozenTrial) -> str:
     return t.user_attrs.get("fail_reason") or "its worker stopped without reporting (no heartbeat)"
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: state, objective, final metrics, params, why it failed, where it ran."""
+def _best(study: optuna.Study, trials: list) -> optuna.trial.FrozenTrial:
+    """The best of complete `trials` in the study's direction."""
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(trials, key=lambda t: t.value)
+
+
+def trials_frame(study: optuna.Study, hpo: HpoConfig | None = None) -> pd.DataFrame:
+    """One row per trial: state, objective, final metrics, params, why it failed, where it ran.
+
+    With `hpo`, last_report is the report metric itself (a maximised study stores FID and
+    KID reports negated; see gan.hpo.objective)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         steps = max(t.intermediate_values, default=None)
@@ -39,8 +49,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                 "value": t.value if t.state == TrialState.COMPLETE else None,
                 "fid": t.user_attrs.get("fid"),
                 "kid": t.user_attrs.get("kid"),
+                CONFIDENT: t.user_attrs.get(CONFIDENT),
                 "last_step": steps,
-                "last_report": t.intermediate_values.get(steps) if steps is not None else None,
+                "last_report": _report(t.intermediate_values.get(steps), hpo),
                 **{f"params.{k}": v for k, v in t.params.items()},
                 "seconds": round(t.duration.total_seconds(), 1) if t.duration else None,
                 "retry_of": t.user_attrs.get("retry_of"),
@@ -51,12 +62,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _report(value: float | None, hpo: HpoConfig | None) -> float | None:
+    return value if hpo is None else reported_value(value, hpo)
+
+
 def best_record(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
     """The best complete trial as a file's content: params as paths and as `-S` overrides."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise GanError(f"study {hpo.study}: no trial has completed yet (`gan hpo run`)")
-    best = min(complete, key=lambda t: t.value)
+    best = _best(study, complete)
     counts = pd.Series([t.state.name.lower() for t in study.get_trials(deepcopy=False)])
     return {
         "study": hpo.study,
@@ -66,7 +81,9 @@ def best_record(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
         "budget_steps": hpo.budget_steps,
         "params": dict(best.params),
         "overrides": [f"train.{k}={v}" for k, v in best.params.items()],
-        "metrics": {k: best.user_attrs[k] for k in ("fid", "kid") if k in best.user_attrs},
+        "metrics": {
+            k: best.user_attrs[k] for k in (*FINAL_METRICS, CONFIDENT) if k in best.user_attrs
+        },
         "run_dir": best.user_attrs.get("run_dir"),
         "trials": counts.value_counts().to_dict(),
     }
@@ -93,7 +110,7 @@ def plot_history(study: optuna.Study, hpo: HpoConfig, path: Path) -> None:
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = min(complete, key=lambda t: t.value).number if complete else None
+    best = _best(study, complete).number if complete else None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for t in trials:
         if not t.intermediate_values:
@@ -103,7 +120,7 @@ def plot_history(study: optuna.Study, hpo: HpoConfig, path: Path) -> None:
         style = {"linestyle": "--", "marker": "x", "color": "grey"} if pruned else {"marker": "o"}
         ax1.plot(
             steps,
-            [t.intermediate_values[s] for s in steps],
+            [reported_value(t.intermediate_values[s], hpo) for s in steps],
             lw=3 if t.number == best else 1,
             markersize=4,
             label=f"trial {t.number}" + (" (pruned)" if pruned else ""),
@@ -116,7 +133,8 @@ def plot_history(study: optuna.Study, hpo: HpoConfig, path: Path) -> None:
     if done:
         xs, ys = zip(*done, strict=True)
         ax2.scatter(xs, ys, label="complete")
-        running_best = pd.Series(ys).cummin()
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        running_best = pd.Series(ys).cummax() if maximize else pd.Series(ys).cummin()
         ax2.step(xs, running_best, where="post", label="best so far")
         ax2.legend()
         ax2.xaxis.get_major_locator().set_params(integer=True)
@@ -134,7 +152,7 @@ def plot_history(study: optuna.Study, hpo: HpoConfig, path: Path) -> None:
 def write_results(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
     """best.json, trials.csv, trials.md and history.png in hpo.output; returns the best record."""
     out = Path(hpo.output)
-    frame = trials_frame(study)
+    frame = trials_frame(study, hpo)
     write_text(out / "trials.csv", frame.to_csv(index=False))
     write_text(out / "trials.md", markdown_table(frame))
     plot_history(study, hpo, out / "history.png")

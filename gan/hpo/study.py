@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gan.config import NEUTRAL_KEYS, HpoConfig, Params
 from gan.errors import GanError
-from gan.hpo.objective import load_reference, make_objective
+from gan.hpo.objective import CONFIDENT, direction, load_reference, make_objective
 from gan.hpo.report import apply_best, write_results
 from gan.hpo.space import check_space, current_values, set_path
 from gan.hpo.storage import log, open_storage, redacted, tidy, worker_identity
@@ -128,7 +128,21 @@ def study_settings(params: Params, ref) -> dict[str, Any]:
         "extractor_weights_sha256": ref.extractor.weights_sha256,
         "evaluate_seed": ref.seed,
         "kid_subset_size": ref.kid_subset_size,
+        # only then: studies of other objectives keep the settings they stored
+        **(
+            {
+                "classifier_weights_sha256": ref.classifier_sha256,
+                "confident_threshold": ref.confident_threshold,
+            }
+            if hpo.objective == CONFIDENT
+            else {}
+        ),
     }
+
+
+def reference_for(params: Params):
+    """The study's reference data, with the classifier when the objective needs it."""
+    return load_reference(params.train, params.evaluate, params.hpo.objective == CONFIDENT)
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -143,7 +157,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optuna.Study:
     hpo = params.hpo
     study = optuna.create_study(
-        study_name=hpo.study, storage=storage, direction="minimize", **kwargs
+        study_name=hpo.study, storage=storage, direction=direction(hpo.objective), **kwargs
     )
     values = current_values(params.train, hpo.space) if hpo.enqueue_current else None
     if values is not None:  # first trial: what params.yaml trains now, as the baseline
@@ -174,7 +188,7 @@ def open_study(params: Params, ref=None) -> optuna.Study:
     """Load the study (checking its settings) or create it; validates everything first."""
     hpo = params.hpo
     check_space(params.train, hpo.space)
-    ref = ref or load_reference(params.train, params.evaluate)
+    ref = ref or reference_for(params)
     storage = open_storage(hpo.storage, hpo.heartbeat_seconds)
     settings = study_settings(params, ref)
     kwargs = {"sampler": make_sampler(hpo), "pruner": make_pruner(hpo)}
@@ -185,8 +199,14 @@ def open_study(params: Params, ref=None) -> optuna.Study:
             return _create(params, storage, settings, **kwargs)
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
             study = optuna.load_study(study_name=hpo.study, storage=storage, **kwargs)
-    if study.directions != [optuna.study.StudyDirection.MINIMIZE]:
+    if len(study.directions) != 1:
         raise GanError(f"study {hpo.study} in {redacted(hpo.storage)} is not a ganops study")
+    if study.direction.name.lower() != direction(hpo.objective):
+        raise GanError(
+            f"study {hpo.study} in {redacted(hpo.storage)} was created to "
+            f"{study.direction.name.lower()} its objective, but hpo.objective "
+            f"{hpo.objective} is to {direction(hpo.objective)}; set hpo.study to a new name"
+        )
     old = _settings_of(study, hpo)  # as today's rule sees them: a key made neutral is ignored
     if old != settings:
         changed = ", ".join(_differences(old, settings)[:8])
@@ -214,7 +234,7 @@ class Worker:
 
     def __init__(self, params: Params, progress: bool = False) -> None:
         self.params = params
-        self.ref = load_reference(params.train, params.evaluate)
+        self.ref = reference_for(params)
         self.study = open_study(params, self.ref)
         objective = make_objective(params, self.ref, worker_identity(), log, progress)
         self._last: int | None = None

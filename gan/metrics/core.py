@@ -5,6 +5,8 @@
   value is the figure `gan evaluate` reports for the trial's export;
 - `score`: the torch-fidelity metrics of images against one reference split, with the
   reference's features in the safe cache (gan.metrics.fidelity, gan.metrics.feature_cache);
+- `confident_fraction`: the fraction of images the dataset's classifier assigns to a class
+  with probability >= a threshold (``classifier_confident``), for evaluate and HPO alike;
 - `protocol_record`: the protocol fields every measurement carries (gan.metrics.protocol
   says which of them must match for two results to be compared).
 """
@@ -23,6 +25,7 @@ from tqdm import tqdm
 from gan.data.shards import read_manifest
 from gan.errors import GanError
 from gan.grid import to_uint8
+from gan.metrics.classifier import TrainedClassifier, load_classifier
 from gan.metrics.extractors import Extractor
 from gan.metrics.fidelity import compute_metrics, reference_cache_name
 
@@ -107,6 +110,26 @@ def score(
         real_cache_name=reference_cache_name(split, content_hash, extractor),
         cuda=cuda,
     )
+
+
+def checked_classifier(path: str | Path, content_hash: str, data: str | Path) -> TrainedClassifier:
+    """The classifier in `path`, refused unless it was trained on the data of `content_hash`."""
+    trained = load_classifier(path)
+    trained_on = str(trained.meta.get("data_content_hash"))
+    if trained_on != content_hash:
+        raise GanError(
+            f"{path}: the classifier was trained on data {trained_on[:12]}, but the data "
+            f"{data} is {content_hash[:12]}; retrain it with `gan classifier`"
+        )
+    return trained
+
+
+def confident_fraction(logits: torch.Tensor, threshold: float) -> float:
+    """Fraction of rows of classifier `logits` whose top softmax probability is >= threshold."""
+    if len(logits) == 0:
+        return float("nan")
+    top = logits.double().softmax(1).amax(1)
+    return float((top >= threshold).double().mean())
 
 
 def protocol_record(

@@ -6,8 +6,11 @@ gan.metrics.extractors. Reference features are cached under `evaluate.cache_dir`
 verified safetensors keyed by the reference pixels' hash and the extractor's name and
 weights hash (gan.metrics.feature_cache), so changed data or weights never reuse stale
 features and no cached file can run code. Our
-classifier adds class-aware figures: classifier IS, class coverage and entropy, and for
-conditional families the fraction of samples classified as the requested class.
+classifier adds class-aware figures: classifier IS, class coverage and entropy, the
+fraction of samples it is confident about (``classifier_confident``: top class probability
+>= `evaluate.confident_threshold`) and the same fraction on the real test split
+(``classifier_confident_real``, the ceiling), and for conditional families the fraction of
+samples classified as the requested class.
 
 Outputs, replaced together or not at all (gan.metrics.outputs): metrics.json (flat
 numbers), protocol.json (see gan.metrics.protocol), samples.png (64 samples).
@@ -29,11 +32,13 @@ from gan.export import load_export
 from gan.grid import save_grid
 from gan.io import write_json
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
-from gan.metrics.classifier import load_classifier, predict_logits
+from gan.metrics.classifier import predict_logits
 from gan.metrics.core import (
     GRID_SAMPLES,
     REFERENCE_SPLIT,
     Measurement,
+    checked_classifier,
+    confident_fraction,
     generate_samples,
     is_translation,
     protocol_record,
@@ -56,11 +61,15 @@ __all__ = [  # also the names tests and callers import from here
 ]
 
 
-def class_figures(logits: torch.Tensor, requested: torch.Tensor | None = None) -> dict[str, float]:
-    """Classifier IS, class coverage and entropy, and (with `requested`) conditional accuracy.
+def class_figures(
+    logits: torch.Tensor, requested: torch.Tensor | None = None, threshold: float = 0.8
+) -> dict[str, float]:
+    """Classifier IS, class coverage and entropy, the confident fraction, and (with
+    `requested`) conditional accuracy.
 
     IS = exp(mean KL(p(y|x) || p(y))); coverage = fraction of classes predicted at least once;
-    entropy = entropy of the predicted-class histogram over log(num_classes), 1 when uniform.
+    entropy = entropy of the predicted-class histogram over log(num_classes), 1 when uniform;
+    confident = fraction of samples whose top class probability is >= `threshold`.
     """
     logits = logits.double()
     k = logits.shape[1]
@@ -74,6 +83,7 @@ def class_figures(logits: torch.Tensor, requested: torch.Tensor | None = None) -
         "classifier_is": float(kl.exp()),
         "class_coverage": float((hist > 0).double().mean()),
         "class_entropy": float(-(nz * nz.log()).sum() / math.log(k)) if k > 1 else 1.0,
+        "classifier_confident": confident_fraction(logits, threshold),
     }
     if requested is not None:
         out["conditional_accuracy"] = float((pred == requested.to(pred.device)).double().mean())
@@ -81,21 +91,24 @@ def class_figures(logits: torch.Tensor, requested: torch.Tensor | None = None) -
 
 
 def _classifier_figures(
-    cfg: EvaluateConfig, exported, fake, labels, content_hash
+    cfg: EvaluateConfig, exported, fake, labels, content_hash, real
 ) -> tuple[dict, str | None]:
-    """Class-aware figures when a classifier exists; ({}, None) when there is none."""
+    """Class-aware figures when a classifier exists; ({}, None) when there is none.
+    `real` (the reference split) gives the ceiling of the confident fraction."""
     if not (Path(cfg.classifier) / CLASSIFIER_WEIGHTS).is_file():
         return {}, None
-    trained = load_classifier(cfg.classifier)
-    if trained.meta.get("data_content_hash") != content_hash:
-        raise GanError(
-            f"{cfg.classifier}: the classifier was trained on data {str(trained.meta.get('data_content_hash'))[:12]}, "
-            f"but evaluate.data {cfg.data} is {content_hash[:12]}; retrain it with `gan classifier`"
-        )
+    trained = checked_classifier(cfg.classifier, content_hash, cfg.data)
     conditional = getattr(exported.family, "conditional", False) and labels is not None
     if conditional and trained.model.num_classes != exported.data.num_classes:
         conditional = False
-    figures = class_figures(predict_logits(trained.model, fake), labels if conditional else None)
+    figures = class_figures(
+        predict_logits(trained.model, fake),
+        labels if conditional else None,
+        cfg.confident_threshold,
+    )
+    figures["classifier_confident_real"] = confident_fraction(
+        predict_logits(trained.model, real), cfg.confident_threshold
+    )
     figures["classifier_test_accuracy"] = float(trained.meta["test_accuracy"])
     return figures, trained.weights_sha256
 
@@ -156,7 +169,7 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
         cache_dir=cfg.cache_dir,
         cuda=device.type == "cuda",
     )
-    figures, classifier_sha = _classifier_figures(cfg, exported, fake, labels, content_hash)
+    figures, classifier_sha = _classifier_figures(cfg, exported, fake, labels, content_hash, real)
     metrics.update(figures)
     protocol = protocol_record(
         extractor,
@@ -169,6 +182,7 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
         truncation=cfg.truncation,
         batch_size=cfg.batch_size,
         kid_subset_size=kid_subset,
+        confident_threshold=cfg.confident_threshold,
         isc_splits=min(ISC_SPLITS, n),
         prc_neighborhood=PRC_NEIGHBORHOOD,
     )

@@ -7,7 +7,8 @@ Every key of protocol.json must be equal for two results to be compared, except:
   is present on both sides.
 Everything else (extractor and weights hash, sample count, reference split and its content
 hash, seed, truncation, KID subset size, IS splits, PRC neighbourhood, generation batch
-size, classifier weights hash) changes the numbers, so it must match.
+size, classifier weights hash, the classifier_confident threshold) changes the numbers,
+so it must match.
 """
 
 from __future__ import annotations
