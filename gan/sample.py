@@ -59,9 +59,16 @@ def sample(
             images = family.mix_grid(G, rows, cols, cut, truncation)
             return save_grid(images, out, nrow=len(cols) + 1, scale=scale)
         if interpolate is not None:
-            if len(interpolate) < 2 or frames < 1:
-                raise GanError("--interpolate needs at least two seeds and --frames >= 1")
-            walk = family.interpolate(G, interpolate, frames, truncation)
+            walks = len(interpolate) >= 2 or (labels is not None and len(labels) >= 2)
+            if not interpolate or not walks or frames < 1:
+                raise GanError(
+                    "--interpolate needs two seeds (or, for BigGAN, two --labels) and --frames >= 1"
+                )
+            classes = None
+            if labels is not None and len(labels):
+                k = exported.data.num_classes
+                classes = _labels(labels, len(labels), k, exported.conditional).tolist()
+            walk = family.interpolate(G, interpolate, frames, truncation, labels=classes)
             save_gif(walk, Path(out).with_suffix(".gif"), scale=scale)
             return save_grid(walk, out, nrow=len(walk), scale=scale)
         if n <= 0:

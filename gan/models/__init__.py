@@ -11,6 +11,7 @@ FAMILIES: dict[str, str] = {
     "dcgan": "gan.models.dcgan:DCGAN",
     "cyclegan": "gan.models.cyclegan:CycleGAN",
     "stylegan2": "gan.models.stylegan2.family:StyleGAN2",
+    "biggan": "gan.models.biggan.family:BigGAN",
 }
 
 

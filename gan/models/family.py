@@ -96,6 +96,7 @@ class GANFamily(ABC):
     conditional: ClassVar[bool] = False  # True when generate() honours the labels it is given
     # What a trained model does: "sample" (generate from latents) or "translate" images.
     task: ClassVar[Literal["sample", "translate"]] = "sample"
+    standing_batches: int = 16  # batches for the exported G's batch-norm statistics
 
     def __init__(
         self,
@@ -201,7 +202,7 @@ class GANFamily(ABC):
 
     @classmethod
     def interpolate(
-        cls, G: nn.Module, seeds: list[int], steps: int, truncation: float = 1.0
+        cls, G: nn.Module, seeds: list[int], steps: int, truncation: float = 1.0, labels=None
     ) -> torch.Tensor:
         """Frames walking between the seeds' latents (families that support it override it)."""
         raise GanError(f"{cls.name} has no latent interpolation")

@@ -7,7 +7,6 @@ import copy
 import torch
 from torch import nn
 
-STANDING_STATS_BATCHES = 16
 STANDING_STATS_BATCH_SIZE = 64
 STANDING_STATS_SEED = 2**31 - 7
 
@@ -29,7 +28,7 @@ def inference_copy(G_ema: nn.Module, family, labels_for=None) -> nn.Module:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over all batches
         G.train()
-        for _ in range(STANDING_STATS_BATCHES):
+        for _ in range(family.standing_batches):
             n = STANDING_STATS_BATCH_SIZE
             labels = labels_for(n, device) if labels_for else None
             family.generate(G, n, gen, labels=labels)

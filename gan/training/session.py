@@ -84,7 +84,7 @@ class Session:
                 cfg.model, self.data, cfg.optim, device, self.augment
             )
         except ValueError as exc:
-            raise GanError(f"train.model: {exc}") from None
+            raise GanError(f"train.model: {exc} (train.data: {cfg.data})") from None
         self.family.noise.manual_seed(ranks.seed(cfg.seed + 3))
         nets = self.family.nets
         for ema_name, source in self.family.ema.items():

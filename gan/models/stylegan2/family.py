@@ -227,7 +227,7 @@ class StyleGAN2(GANFamily):
         and column show the sources themselves (top-left blank)."""
         if not 0 < crossover < G.num_ws:
             raise GanError(f"--crossover must be between 1 and {G.num_ws - 1}, not {crossover}")
-        ws = {s: cls.seed_ws(G, s, truncation) for s in {*rows, *cols}}
+        ws = {s: cls.seed_ws(G, s, truncation) for s in {*rows, *cols}}  # random classes
         blank = torch.full_like(G.synthesis(ws[rows[0]], noise_mode="const"), -1.0)
         tiles = [blank] + [G.synthesis(ws[c], noise_mode="const") for c in cols]
         for r in rows:
@@ -245,10 +245,14 @@ class StyleGAN2(GANFamily):
         return G.mapping(z, c, truncation_psi=truncation, update_w_avg=False)
 
     @classmethod
-    def interpolate(cls, G, seeds: list[int], steps: int, truncation: float = 1.0) -> torch.Tensor:
+    def interpolate(
+        cls, G, seeds: list[int], steps: int, truncation: float = 1.0, labels=None
+    ) -> torch.Tensor:
         """Frames [(len(seeds) - 1) * steps + 1, C, H, W] walking linearly in w between
-        the seeds' latents (w space is where StyleGAN2's paths are short and smooth)."""
-        ws = [cls.seed_ws(G, s, truncation) for s in seeds]
+        the seeds' latents (w space is where StyleGAN2's paths are short and smooth); a
+        conditional model keeps the class labels[0] (random without labels)."""
+        label = int(labels[0]) if labels and G.c_dim else None
+        ws = [cls.seed_ws(G, s, truncation, label) for s in seeds]
         frames = []
         for a, b in zip(ws[:-1], ws[1:], strict=True):
             for t in torch.linspace(0, 1, steps + 1)[:-1]:

@@ -1,0 +1,192 @@
+"""BigGAN as a ganops family: hinge loss, `d_steps` D steps per G step, orthogonal
+regularisation of G, class-conditional sampling with the truncation trick.
+
+As in ajbrock/BigGAN-PyTorch's train_fns: D sees real images with their labels and fakes
+of uniformly drawn classes; G's step draws fresh latents and classes. The spectral-norm
+power-iteration vectors are buffers, so checkpoints hold them and resume is exact; the
+EMA generator copies them with the batch-norm statistics, and its export recomputes the
+batch-norm statistics over `standing_stats` batches (see docs/biggan.md).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from gan.config import ModelConfig
+from gan.losses import d_loss, g_loss
+from gan.models.biggan.discriminator import Discriminator
+from gan.models.biggan.generator import Generator
+from gan.models.biggan.regularisation import orthogonal_regularisation
+from gan.models.biggan.sampling import truncated_normal
+from gan.models.family import Batch, DataInfo, GANFamily, OptimizerSpec, Phase
+
+# The official launch scripts' Adam settings, used when params.yaml does not set train.optim.
+DEFAULT_G_LR, DEFAULT_D_LR = 1e-4, 4e-4
+DEFAULT_BETAS = (0.0, 0.999)
+
+
+class BigGANConfig(ModelConfig):
+    family: Literal["biggan"] = "biggan"
+    ch: int = Field(64, gt=0, le=256)  # width multiplier of G (and of D unless d_ch is set)
+    d_ch: int | None = Field(None, gt=0, le=256)
+    z_dim: int = Field(128, gt=0, le=1024)
+    shared_dim: int = Field(128, gt=0, le=1024)
+    hier: bool = True
+    attention: int = Field(64, ge=0)  # resolution of G's attention block; 0: none
+    d_attention: int | None = Field(None, ge=0)  # D's; None: the same as G's
+    loss: Literal["hinge", "nonsaturating"] = "hinge"
+    d_steps: int = Field(2, ge=1, le=20)  # D steps per G step
+    adam_eps: float = Field(1e-6, gt=0.0, lt=1.0)
+    ortho_weight: float = Field(1e-4, ge=0.0)  # orthogonal regularisation of G; 0: off
+    sn_eps: float = Field(1e-6, gt=0.0)
+    standing_stats: int = Field(16, ge=0, le=1000)  # batches for G_ema's BN statistics
+
+
+def attention_for(res: int, attention: int) -> int:
+    """0 (none) or the configured resolution; an attention resolution above the image's
+    (e.g. the default 64 at 32 px) means none, as BigGAN's small-image configs have."""
+    return attention if 0 < attention <= res // 2 else 0
+
+
+class BigGAN(GANFamily):
+    name = "biggan"
+    config_class = BigGANConfig
+    conditional = True
+
+    def __init__(self, cfg: BigGANConfig, data, optim, device, augment) -> None:
+        super().__init__(cfg, data, optim, device, augment)
+        if data.num_classes < 2:
+            raise ValueError(
+                "biggan is class-conditional and needs labelled data (class subfolders), "
+                "but the data has no classes"
+            )
+        self.nets["G"] = self.build_generator(cfg, data)
+        d_att = cfg.attention if cfg.d_attention is None else cfg.d_attention
+        self.nets["D"] = Discriminator(
+            resolution=data.resolution,
+            ch=cfg.d_ch or cfg.ch,
+            attention=attention_for(data.resolution, d_att),
+            n_classes=data.num_classes,
+            img_channels=data.channels,
+            sn_eps=cfg.sn_eps,
+        )
+        self.standing_batches = cfg.standing_stats
+
+    @classmethod
+    def build_generator(cls, cfg: BigGANConfig, data: DataInfo) -> nn.Module:
+        return Generator(
+            resolution=data.resolution,
+            ch=cfg.ch,
+            z_dim=cfg.z_dim,
+            shared_dim=cfg.shared_dim,
+            hier=cfg.hier,
+            attention=attention_for(data.resolution, cfg.attention),
+            n_classes=max(data.num_classes, 1),
+            img_channels=data.channels,
+            sn_eps=cfg.sn_eps,
+        )
+
+    # -- sampling ------------------------------------------------------------------------
+    @staticmethod
+    def latents(G, n: int, generator: torch.Generator, truncation: float = 1.0):
+        """z of n samples; truncation t != 1 redraws every value beyond |t| (1: none)."""
+        threshold = None if truncation == 1.0 else truncation
+        z = truncated_normal((n, G.z_dim), threshold, generator)
+        return z.to(next(G.parameters()).device)
+
+    @classmethod
+    def classes(cls, G, n: int, generator: torch.Generator, labels=None) -> torch.Tensor:
+        if labels is None:
+            labels = torch.randint(
+                0, G.n_classes, (n,), generator=generator, device=generator.device
+            )
+        return labels.long().to(next(G.parameters()).device)
+
+    @classmethod
+    def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
+        z = cls.latents(G, n, generator, truncation)
+        return G(z, cls.classes(G, n, generator, labels))
+
+    @classmethod
+    def interpolate(cls, G, seeds, steps, truncation=1.0, labels=None) -> torch.Tensor:
+        """With labels: one fixed z (the first seed) walking between the classes'
+        embeddings; without: the latents of the seeds walked at class labels[0] or 0."""
+        if labels is not None and len(labels) >= 2:
+            z = cls.latents(G, 1, torch.Generator().manual_seed(seeds[0]), truncation)
+            ends = [G.shared(torch.tensor([int(k)], device=z.device)) for k in labels]
+            pairs, make = zip(ends[:-1], ends[1:], strict=True), lambda e: G.synthesize(z, e)
+        else:
+            k = torch.tensor([int(labels[0]) if labels else 0], device=next(G.parameters()).device)
+            emb = G.shared(k)
+            ends = [cls.latents(G, 1, torch.Generator().manual_seed(s), truncation) for s in seeds]
+            pairs, make = zip(ends[:-1], ends[1:], strict=True), lambda z: G.synthesize(z, emb)
+        frames = []
+        for a, b in pairs:
+            for t in torch.linspace(0, 1, steps + 1)[:-1]:
+                frames.append(make(torch.lerp(a, b, float(t))))
+        frames.append(make(ends[-1]))
+        return torch.cat(frames)
+
+    # -- objective -----------------------------------------------------------------------
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        """train.optim's settings where params.yaml sets them, else the official ones."""
+        o, explicit = self.optim, self.optim.model_fields_set
+
+        def pick(key: str, default):
+            return getattr(o, key) if key in explicit else default
+
+        eps = self.cfg.adam_eps
+        return {
+            "G": OptimizerSpec(
+                list(self.nets["G"].parameters()),
+                pick("g_lr", DEFAULT_G_LR),
+                tuple(pick("g_betas", DEFAULT_BETAS)),
+                eps=eps,
+            ),
+            "D": OptimizerSpec(
+                list(self.nets["D"].parameters()),
+                pick("d_lr", DEFAULT_D_LR),
+                tuple(pick("d_betas", DEFAULT_BETAS)),
+                eps=eps,
+            ),
+        }
+
+    def phases(self) -> list[Phase]:
+        return [
+            Phase("D_main", "D", self._d_main, repeats=self.cfg.d_steps),
+            Phase("G_main", "G", self._g_main),
+        ]
+
+    def _fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        G = self.nets["G"]
+        z = torch.randn(n, self.cfg.z_dim, generator=self.noise, device=self.device)
+        y = torch.randint(0, self.data.num_classes, (n,), generator=self.noise, device=self.device)
+        return G(z, y), y
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.nets["D"](self.augment(x), y)
+
+    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real, labels = batch["images"], batch["labels"]
+        with torch.no_grad():
+            fake, y = self._fake(real.shape[0])
+        real_logits, fake_logits = self._d(real, labels), self._d(fake, y)
+        loss = d_loss(self.cfg.loss, real_logits, fake_logits)
+        return loss, {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
+
+    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        fake, y = self._fake(batch["images"].shape[0])
+        loss = g_loss(self.cfg.loss, self._d(fake, y))
+        logs = {}
+        if self.cfg.ortho_weight > 0:
+            # the official rule adds 2 * w * (W W^T (1 - I)) W to the gradient: w / 2 here
+            ortho = orthogonal_regularisation(
+                self.nets["G"].ortho_parameters(), self.cfg.ortho_weight / 2
+            )
+            loss = loss + ortho
+            logs["ortho"] = ortho.detach()
+        return loss, logs

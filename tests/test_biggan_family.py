@@ -1,0 +1,104 @@
+"""BigGAN as a family: parity through the registry, training phases, exact resume with the
+spectral-norm vectors, truncation, class-conditional sampling, labels required."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_same_state, digits_tensors, write_dataset
+from test_training import tiny
+
+from gan.config import OptimConfig
+from gan.errors import GanError
+from gan.export import load_export
+from gan.io import load_torch
+from gan.models import get_family
+from gan.models.family import DataInfo
+from gan.sample import sample
+from gan.training.checkpoint import list_checkpoints
+from gan.training.loop import train
+
+MODEL = {"family": "biggan", "ch": 8, "z_dim": 20, "shared_dim": 8, "attention": 16, "standing_stats": 2}
+
+
+def bg_tiny(data, tmp_path, **overrides):
+    model = {**MODEL, **overrides.pop("model", {})}
+    return tiny(data, tmp_path, batch_size=8, threads=1, model=model, **overrides)
+
+
+@pytest.fixture(scope="module")
+def digits32(tmp_path_factory):
+    images, labels = digits_tensors(32)  # BigGAN's plans start at 32 px
+    return write_dataset(tmp_path_factory.mktemp("digits32"), images[:400], labels[:400])
+
+
+def count(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    ("res", "model", "classes", "g_params", "d_params"),
+    [
+        (128, {"ch": 96, "z_dim": 120, "attention": 64}, 1000, 70_433_988, 87_982_370),
+        (32, {"ch": 64, "z_dim": 128, "attention": 0}, 10, 4_373_251, 4_207_361),
+    ],
+)
+def test_parity_through_the_family_registry(monkeypatch, res, model, classes, g_params, d_params):
+    monkeypatch.setattr(torch.nn.init, "orthogonal_", lambda w, *a, **k: w)  # counts only
+    family = get_family("biggan")
+    cfg = family.config_class.model_validate(
+        {"family": "biggan", "shared_dim": 128, "hier": True, **model}
+    )
+    fam = family(cfg, DataInfo(res, 3, classes), OptimConfig(), torch.device("cpu"), lambda x: x)
+    assert count(fam.nets["G"]) == g_params
+    assert count(fam.nets["D"]) == d_params
+
+
+def test_trains_with_official_optimiser_defaults_and_resumes_exactly(digits32, tmp_path):
+    straight = bg_tiny(digits32, tmp_path / "a")
+    train(straight)
+    train(bg_tiny(digits32, tmp_path / "b").model_copy(update={"steps": 8}))
+    resumed = bg_tiny(digits32, tmp_path / "b")
+    assert train(resumed)["resumed_from_step"] == 8
+    a = load_torch(list_checkpoints(straight.run_dir)[-1])
+    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    for key in ("nets", "optimizers", "rng"):
+        assert_same_state(a[key], b[key], key)
+    assert any(k.endswith("weight_u") for k in a["nets"]["G"])  # power-iteration vectors
+    g, d = (a["optimizers"][k]["param_groups"][0] for k in ("G", "D"))
+    assert (g["lr"], d["lr"]) == (1e-4, 4e-4) and g["betas"] == (0.0, 0.999)
+    assert g["eps"] == d["eps"] == 1e-6
+
+
+@pytest.fixture(scope="module")
+def export(digits32, tmp_path_factory):
+    cfg = bg_tiny(digits32, tmp_path_factory.mktemp("bg"), steps=2)
+    train(cfg)
+    return cfg.run_dir / "export"
+
+
+def test_truncation_bounds_every_latent(export):
+    G = load_export(export).generator
+    fam = get_family("biggan")
+    z = fam.latents(G, 256, torch.Generator().manual_seed(0), truncation=0.5)
+    assert float(z.abs().max()) <= 0.5 and z.shape == (256, G.z_dim)
+    assert float(fam.latents(G, 256, torch.Generator().manual_seed(0)).abs().max()) > 1.0
+
+
+def test_labels_choose_the_class_and_interpolation_walks_between_classes(export, tmp_path):
+    exported = load_export(export)
+    G, fam = exported.generator, exported.family
+    with torch.no_grad():
+        three = fam.generate(G, 2, torch.Generator().manual_seed(0), torch.tensor([3, 3]))
+        five = fam.generate(G, 2, torch.Generator().manual_seed(0), torch.tensor([5, 5]))
+    assert not torch.allclose(three, five)  # conditional BN: the class changes the output
+    out = sample(str(export), 0, tmp_path / "walk.png", interpolate=[1], labels=[3, 8], frames=4)
+    assert out.is_file() and out.with_suffix(".gif").is_file()
+    assert sample(str(export), 20, tmp_path / "grid.png", labels=list(range(10))).is_file()
+
+
+def test_unlabelled_data_is_refused_naming_the_data(tmp_path):
+    images, labels = digits_tensors(32)
+    data = write_dataset(tmp_path / "flat", images[:100], torch.zeros(100, dtype=torch.long))
+    with pytest.raises(GanError, match=r"labelled data.*flat"):
+        train(bg_tiny(data, tmp_path, steps=1))
