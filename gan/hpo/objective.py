@@ -155,7 +155,9 @@ def sampler_of(session, ref: Reference) -> Sampler:
         }
 
     def sample(n: int, seed: int, batch_size: int) -> dict[str, torch.Tensor]:
-        exported = Exported(family, G, {}, session.data)  # sampled exactly as `gan evaluate` does
+        # sampled exactly as `gan evaluate` does
+        conditional = family.is_conditional(family.cfg, session.data)
+        exported = Exported(family, G, {}, session.data, conditional)
         return {"": generate_samples(exported, n, seed, batch_size, ref.truncation, False)[0]}
 
     return translate if is_translation(family) else sample

@@ -98,7 +98,7 @@ def _classifier_figures(
     if not (Path(cfg.classifier) / CLASSIFIER_WEIGHTS).is_file():
         return {}, None
     trained = checked_classifier(cfg.classifier, content_hash, cfg.data)
-    conditional = getattr(exported.family, "conditional", False) and labels is not None
+    conditional = exported.conditional and labels is not None
     if conditional and trained.model.num_classes != exported.data.num_classes:
         conditional = False
     figures = class_figures(
