@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -54,6 +55,7 @@ NEUTRAL_KEYS = frozenset(
     {
         "steps", "progress", "log_every", "sample_every", "checkpoint_every",
         "keep_checkpoints", "resume", "grid_size", "runs_dir", "run", "init_from", "threads",
+        "keep_set_aside",
     }
 )  # fmt: skip
 
@@ -88,9 +90,46 @@ class PreprocessConfig(Section):
         return v
 
 
+class AdaConfig(Section):
+    """Adaptive discriminator augmentation (StyleGAN2-ADA; gan/data/ada.py).
+
+    off: none; fixed: every transform with probability `p`; adaptive: `p` starts at `p` and
+    every `interval` D passes moves by batch * interval / (kimg * 1000) towards
+    r_t = E[sign(D(real))] == `target`.
+    """
+
+    mode: Literal["off", "adaptive", "fixed"] = "off"
+    p: float = Field(0.0, ge=0.0, lt=1.0)
+    target: float = Field(0.6, gt=0.0, lt=1.0)
+    interval: int = Field(4, gt=0)
+    kimg: float = Field(500.0, gt=0.0)
+    groups: list[Literal["geometric", "color"]] = ["geometric", "color"]
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("give geometric and/or color, each once")
+        return v
+
+
 class AugmentConfig(Section):
+    """What D sees: real images flipped (`flip`, at loading), then every D input (real and
+    fake) translated DiffAugment-style (`translate`), then through ADA (`ada`)."""
+
     flip: bool = False
     translate: float = Field(0.0, ge=0.0, le=0.5)
+    ada: AdaConfig = Field(default_factory=AdaConfig)
+
+    @model_serializer(mode="wrap")
+    def _unwritten_ada_left_out(self, handler) -> dict[str, Any]:
+        """An `ada` section params.yaml does not write is left out of the dump, so runs and
+        studies from before ADA keep their fingerprints and settings (write `ada:` to
+        search its keys)."""
+        data = handler(self)
+        if "ada" not in self.model_fields_set and isinstance(data, dict):
+            data.pop("ada", None)
+        return data
 
 
 class OptimConfig(Section):
@@ -144,6 +183,7 @@ class TrainConfig(Section):
     sample_every: int = Field(500, gt=0)
     checkpoint_every: int = Field(500, gt=0)
     keep_checkpoints: int = Field(2, gt=0)
+    keep_set_aside: int = Field(3, ge=0)  # generations of checkpoints moved aside (0: delete)
     grid_size: int = Field(64, gt=0)
     resume: bool = True
     init_from: str | None = None
@@ -342,6 +382,8 @@ class Params(Section):
         The data of classifier, train and evaluate is preprocess.output; the run that
         evaluate and promote read is train.runs_dir/train.run. A key that is set, even to
         the same value, wins. dvc.yaml names the source keys in its deps for that reason.
+        Per dataset (the name of preprocess.output): the classifier, models/<name>/classifier,
+        and the registry, registry/<name>, so a second dataset judges and ranks its own models.
         """
         data = {"data": self.preprocess.output}
         run = {"run_dir": str(self.train.run_dir)}
@@ -349,6 +391,11 @@ class Params(Section):
             self._fill(name, derived)
         for name in ("evaluate", "promote"):
             self._fill(name, run)
+        dataset = Path(self.preprocess.output).name or "data"
+        self._fill("classifier", {"output": f"models/{dataset}/classifier"})
+        self._fill("evaluate", {"classifier": self.classifier.output})
+        self._fill("promote", {"registry": f"registry/{dataset}"})
+        self._fill("promote", {"metrics": f"{self.evaluate.output}/metrics.json"})
         return self
 
     def _fill(self, name: str, derived: dict[str, Any]) -> None:

@@ -278,13 +278,15 @@ class CycleGAN(GANFamily):
                 G = self.nets["G"]
                 fakes = {"A": G["BtoA"](batch["B"]), "B": G["AtoB"](batch["A"])}
         loss = torch.zeros((), device=self.device)
-        logs = {}
+        logs, reals = {}, []
         for d in ("A", "B"):
             real_logits = self._d(d, batch[d])
             fake_logits = self._d(d, self.pools[d].query(fakes[d]))
             loss = loss + discriminator_loss(self.cfg.loss, real_logits, fake_logits)
             logs[f"{d}_real"] = real_logits.detach().mean()
             logs[f"{d}_fake"] = fake_logits.detach().mean()
+            reals.append(real_logits.flatten())
+        self.observe_real(torch.cat(reals))  # one pass: both discriminators' patches
         return loss, logs
 
     def rank_streams(self, seed: int) -> None:

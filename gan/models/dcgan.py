@@ -125,6 +125,7 @@ class DCGAN(GANFamily):
         with torch.no_grad():
             fake = self._fake(real.shape[0])
         real_logits, fake_logits = self._d(real), self._d(fake)
+        self.observe_real(real_logits)
         loss = d_loss(self.cfg.loss, real_logits, fake_logits)
         logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
         if self.cfg.loss == "wgan-gp" and self.cfg.gp_weight > 0:

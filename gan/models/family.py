@@ -125,6 +125,15 @@ class GANFamily(ABC):
         return BatchLoader(split, batch_size, device, seed, flip=flip, memory_format=memory_format)
 
     # -- objective -----------------------------------------------------------------------
+    def observe_real(self, logits: torch.Tensor) -> None:
+        """D main phases call this once per pass with D's logits on that pass's real
+        images (any shape; detached here): the overfitting signal r_t = E[sign(D(real))]
+        that adaptive augmentation (gan/data/ada.py) adjusts its probability from. Cheap:
+        it only adds on the device."""
+        observe = getattr(self.augment, "observe_real", None)
+        if observe is not None:  # a plain callable (tests) observes nothing
+            observe(logits)
+
     @abstractmethod
     def phases(self) -> list[Phase]:
         """The objective's terms in the order they run each step."""

@@ -18,15 +18,23 @@ from tqdm import tqdm
 from gan.config import TrainConfig, dump_section
 from gan.data.shards import load_split
 from gan.device import cpu_threads, pick_device, pick_precision
-from gan.errors import GanError
+from gan.errors import GanError, Interrupted
 from gan.export import save_export
 from gan.grid import save_grid
-from gan.io import load_torch, write_json
+from gan.io import check_writable, clean_stale_temps, load_torch, write_json
 from gan.losses import grad_norm
 from gan.models.family import Batch
 from gan.progress import progress
 from gan.training import launch
-from gan.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_aside
+from gan.training.checkpoint import (
+    checkpoint_dir,
+    latest_checkpoint,
+    list_checkpoints,
+    newest_readable,
+    quarantine,
+    save_checkpoint,
+    set_aside,
+)
 from gan.training.distributed import (
     Ranks,
     assert_in_sync,
@@ -36,6 +44,7 @@ from gan.training.distributed import (
 )
 from gan.training.ema import update_ema
 from gan.training.inference import inference_copy
+from gan.training.interrupt import StopOnSignal
 from gan.training.log import MetricsLog
 from gan.training.session import Session
 
@@ -50,22 +59,28 @@ def _restore(session: Session, cfg: TrainConfig) -> None:
     """Resume from this run's latest checkpoint when it fits; otherwise warm-start or fresh.
 
     Every rank reads the same checkpoint; only rank 0 moves unfitting ones aside, after all
-    have looked."""
+    have looked. An unreadable (e.g. truncated) newest checkpoint is renamed *.corrupt and
+    the newest intact one is used instead."""
     run_dir, ranks = cfg.run_dir, session.ranks
-    latest = latest_checkpoint(run_dir)
-    resumed, aside = False, latest is not None
-    if latest is not None and cfg.resume:
-        state = load_checkpoint(latest)
+    found = list_checkpoints(run_dir)
+    resumed, aside, broken = False, bool(found), []
+    if found and cfg.resume:
+        state, latest, broken = newest_readable(found)
+        if state is None:
+            raise GanError(f"no intact checkpoint to resume: {broken[0][1]}")
         if state["fingerprint"] == session.fingerprint and state["step"] <= cfg.steps:
             session.load_state_dict(state, latest)
             resumed, aside = True, False
             if ranks.main:
+                for path, reason in broken:
+                    _log(f"{reason}; moved to {quarantine(path).name}, using {latest.name}")
                 _log(f"resumed from {latest} at step {session.step}")
     ranks.barrier()
     if aside and ranks.main:
-        moved = set_aside(run_dir)
+        moved = set_aside(run_dir, cfg.keep_set_aside)
         if cfg.resume:
-            _log(f"checkpoints in {run_dir} are from other params or data; moved to {moved}")
+            where = f"moved to {moved}" if moved else "deleted (train.keep_set_aside: 0)"
+            _log(f"checkpoints in {run_dir} are from other params or data; {where}")
     ranks.barrier()
     if not resumed and cfg.init_from:
         session.warm_start(load_torch(cfg.init_from), cfg.init_from)
@@ -121,6 +136,7 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     if not measure:
         return {}
     logged = {k: v for logs in session.phase_logs.values() for k, v in logs.items()}
+    logged |= session.augment.log_values()  # ADA's p and r_t, when it is on
     return {k: float(v) for k, v in (logged | grads).items()}
 
 
@@ -172,20 +188,50 @@ def _train(
         torch.cuda.set_device(device)
     precision = pick_precision(device, cfg.precision, cfg.channels_last)
     split = load_split(cfg.data, "train")
-    session = Session(cfg, split, precision, ranks)
+    _check_batch(cfg, split)
     run_dir = cfg.run_dir
+    if ranks.main:  # fail now, not at the first checkpoint; drop temps of killed writes
+        check_writable(run_dir)
+        for d in (run_dir, checkpoint_dir(run_dir), run_dir / "samples", run_dir / "export"):
+            clean_stale_temps(d)
+    session = Session(cfg, split, precision, ranks)
     _restore(session, cfg)
     main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
     log = MetricsLog(run_dir / "log.csv", resume_step=session.step) if main else None
-    family = session.family
     start_step, t0 = session.step, time.perf_counter()
-    last_time = t0
     bar = progress(
         cfg.steps, "train", initial=start_step, unit="step", disable=not (cfg.progress and main)
     )
     ckpt = latest_checkpoint(run_dir)
-    seen, stopped = session.images_seen, None
-    for step in range(start_step, cfg.steps):
+    stop = StopOnSignal(enabled=not ranks.active)
+    with stop:
+        ckpt, stopped = _steps(session, cfg, hooks, log, bar, stop, ckpt)
+    if stopped:
+        bar.close()
+        kept = f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written yet"
+        raise GanError(f"training stopped: {stopped}; {kept}")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    assert_in_sync(session.family.nets, ranks)
+    if not ranks.main:
+        return {"rank": ranks.rank}
+    return _finish(session, cfg, seconds, start_step)
+
+
+def _steps(
+    session: Session,
+    cfg: TrainConfig,
+    hooks: list[StepHook] | None,
+    log: MetricsLog | None,
+    bar: Any,
+    stop: StopOnSignal,
+    ckpt: Path | None,
+) -> tuple[Path | None, str | None]:
+    """The step loop; returns (latest checkpoint, why training stopped or None)."""
+    ranks, family, run_dir = session.ranks, session.family, cfg.run_dir
+    device, main, stopped = session.precision.device, ranks.main, None
+    seen, last_time = session.images_seen, time.perf_counter()
+    for step in range(session.step, cfg.steps):
         done = step + 1
         last = done == cfg.steps
         measure = done % cfg.log_every == 0 or last
@@ -220,19 +266,45 @@ def _train(
         if saving:
             state = session.state_dict()  # collective: gathers every rank's random streams
             if main:
-                ckpt = save_checkpoint(run_dir, done, state, cfg.keep_checkpoints)
+                ckpt = _save(run_dir, done, state, cfg, ckpt)
         for hook in hooks or ():
             hook(done, session)
-    if stopped:
-        bar.close()
-        kept = f"the last good checkpoint is {ckpt}" if ckpt else "no checkpoint was written yet"
-        raise GanError(f"training stopped: {stopped}; {kept}")
-    bar.close()
-    seconds = time.perf_counter() - t0
-    assert_in_sync(family.nets, ranks)
-    if not main:
-        return {"rank": ranks.rank}
-    return _finish(session, cfg, seconds, start_step)
+        if stop.requested and not last:
+            if not saving:
+                ckpt = _save(run_dir, done, session.state_dict(), cfg, ckpt)
+            bar.close()
+            raise Interrupted(
+                f"{stop.name}: training stopped at step {done} of {cfg.steps}, saved {ckpt}; "
+                "run it again to resume",
+                128 + stop.signum,
+            )
+    return ckpt, stopped
+
+
+def _save(run_dir: Path, step: int, state: dict, cfg: TrainConfig, last_good: Path | None) -> Path:
+    """save_checkpoint; a failed write names the checkpoint that is still good."""
+    try:
+        return save_checkpoint(run_dir, step, state, cfg.keep_checkpoints)
+    except GanError as exc:
+        kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint yet"
+        raise GanError(f"{exc}; {kept}") from None
+
+
+def _check_batch(cfg: TrainConfig, split) -> None:
+    """A batch cannot be larger than the data it is drawn from (per domain when unpaired)."""
+    domains = split.manifest.get("domains") or []
+    sizes = (
+        {name: int((split.domains == d).sum()) for d, name in enumerate(domains)}
+        if domains
+        else {"train": len(split)}
+    )
+    name, smallest = min(sizes.items(), key=lambda kv: kv[1])
+    if cfg.batch_size > smallest:
+        where = f"domain {name} of " if domains else ""
+        raise GanError(
+            f"train.batch_size {cfg.batch_size} is larger than the {smallest} training images "
+            f"in {where}train.data {cfg.data}; lower it"
+        )
 
 
 def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int) -> dict[str, Any]:

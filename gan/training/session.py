@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gan.config import TrainConfig, dump_section
-from gan.data.augment import DiffAugment
+from gan.data.ada import DiscriminatorAugment
 from gan.data.shards import SplitData
 from gan.device import Precision
 from gan.errors import GanError
@@ -77,7 +77,13 @@ class Session:
         self.params = dump_section(cfg)
         self.fingerprint = fingerprint(self.params, self.data_hash)
         torch.manual_seed(cfg.seed)  # network initialisation
-        self.augment = DiffAugment(cfg.augment.translate, device, ranks.seed(cfg.seed + 2))
+        self.augment = DiscriminatorAugment(  # ADA's r_t is summed over the ranks
+            cfg.augment,
+            cfg.batch_size,
+            device,
+            ranks.seed(cfg.seed + 2),
+            torch.distributed.all_reduce if ranks.active else None,
+        )
         family_cls = get_family(cfg.model.family)
         try:
             self.family: GANFamily = family_cls(

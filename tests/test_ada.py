@@ -1,0 +1,210 @@
+"""Adaptive discriminator augmentation: transforms, differentiability, p control, exact resume."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+import torch
+from conftest import assert_same_state
+from test_cyclegan import one_thread  # noqa: F401 (autouse: tiny tensors, one thread)
+from test_training import tiny
+
+from gan.config import AdaConfig, AugmentConfig, TrainConfig, dump_section
+from gan.data.ada import COLOUR, GEOMETRIC, AdaptiveAugment, DiscriminatorAugment
+from gan.errors import GanError
+from gan.io import load_torch
+from gan.training.checkpoint import list_checkpoints
+from gan.training.loop import train
+
+CPU = torch.device("cpu")
+
+
+def images(channels: int, n: int = 16, size: int = 16) -> torch.Tensor:
+    """Asymmetric images in [-1, 1]: a gradient plus a bright off-centre block and noise."""
+    g = torch.Generator().manual_seed(1)
+    ramp = torch.linspace(-1, 1, size)
+    x = (ramp[None, :] * 0.5 + ramp[:, None] * 0.2).expand(n, channels, size, size).clone()
+    x[:, :, 2:6, 3:9] = 0.9
+    x += 0.05 * torch.randn(x.shape, generator=g)
+    if channels == 3:
+        x[:, 1] *= 0.5  # colours differ per channel
+    return x.clamp(-1, 1)
+
+
+def only(name: str, p: float, seed: int = 0, **cfg) -> AdaptiveAugment:
+    aug = AdaptiveAugment(
+        AdaConfig(mode="fixed", **cfg),
+        16,
+        CPU,
+        seed,
+        multipliers={k: float(k == name) for k in GEOMETRIC + COLOUR},
+    )
+    aug.p = torch.tensor(p)
+    return aug
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("name", GEOMETRIC + COLOUR)
+def test_each_transform_changes_images_at_p1_and_is_identity_at_p0(name, channels):
+    x = images(channels)
+    assert torch.equal(only(name, 0.0)(x), x)
+    out = only(name, 1.0)(x)
+    changed = (out - x).abs().flatten(1).amax(1) > 1e-3
+    if channels == 1 and name in ("hue", "saturation"):
+        assert torch.equal(out, x)  # colour-only transforms: 3 channels
+    else:
+        assert changed.any(), name
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_luma_flip_inverts_grey_images_and_groups_select_transforms():
+    x = images(1)
+    out = only("lumaflip", 1.0)(x)
+    flipped = torch.isclose(out, -x, atol=1e-6).flatten(1).all(1)
+    kept = torch.equal(out[~flipped], x[~flipped])
+    assert flipped.any() and (~flipped).any() and kept  # half inverted, half untouched
+
+    colour_only = AdaptiveAugment(AdaConfig(mode="fixed", p=0.9, groups=["color"]), 16, CPU, 0)
+    geometric_only = AdaptiveAugment(
+        AdaConfig(mode="fixed", p=0.9, groups=["geometric"]), 16, CPU, 0
+    )
+    x3 = images(3)
+    # a colour matrix acts per pixel: per-pixel colour mixing leaves the spatial layout
+    spatial = colour_only(x3) - colour_only(x3).mean((2, 3), keepdim=True)
+    assert not torch.equal(colour_only(x3), x3) and spatial.abs().sum() > 0
+    means = geometric_only(x3).mean((2, 3))  # resampling keeps the colours roughly
+    assert (means - x3.mean((2, 3))).abs().max() < 0.6
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_gradients_flow_to_the_input(channels):
+    x = images(channels).requires_grad_(True)
+    aug = AdaptiveAugment(AdaConfig(mode="fixed", p=0.9), 16, CPU, 0)
+    weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    (aug(x) * weights).sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad.abs().flatten(1).sum(1) > 0).all()
+
+
+def test_untouched_images_pass_exactly_and_draws_do_not_depend_on_p():
+    x = images(3, n=64)
+    low, high = (AdaptiveAugment(AdaConfig(mode="fixed", p=p), 16, CPU, 5) for p in (0.05, 0.3))
+    a = low(x)
+    untouched = (a == x).flatten(1).all(1)
+    assert 0 < untouched.sum() < 64
+    high(x)
+    assert torch.equal(low.generator.get_state(), high.generator.get_state())
+
+
+def _adaptive(p: float = 0.5, **kw) -> AdaptiveAugment:
+    return AdaptiveAugment(AdaConfig(mode="adaptive", p=p, **kw), 16, CPU, 0)
+
+
+def test_p_moves_towards_the_target_by_batch_interval_over_kimg():
+    step = 16 * 4 / (500 * 1000)
+    up = _adaptive()
+    for i in range(8):
+        up.observe_real(torch.full((16,), 2.0))  # D always sure the reals are real: r_t 1
+        if i == 2:
+            assert float(up.p) == 0.5  # no update before `interval` observations
+    assert float(up.p) == pytest.approx(0.5 + 2 * step, abs=1e-7)
+    assert float(up.log_values()["augment_rt"]) == 1.0
+
+    down = _adaptive()
+    for _ in range(4):
+        down.observe_real(-torch.ones(16, 1, 3, 3))  # PatchGAN-shaped logits
+    assert float(down.p) == pytest.approx(0.5 - step, abs=1e-7)
+
+    floor = _adaptive(p=0.0)
+    for _ in range(8):
+        floor.observe_real(-torch.ones(16))
+    assert float(floor.p) == 0.0  # clamped at 0
+
+    mixed = _adaptive(kimg=0.064)  # step 1: p jumps to the bounds
+    for _ in range(4):  # r_t = 0.5 < 0.6: down
+        mixed.observe_real(torch.tensor([1.0] * 12 + [-1.0] * 4))
+    assert float(mixed.p) == 0.0
+    for _ in range(4):
+        mixed.observe_real(torch.ones(16))
+    assert 0.999 < float(mixed.p) < 1.0  # clamped below 1
+
+
+def test_r_t_is_summed_over_ranks_through_sync():
+    other_rank = torch.tensor([-48.0, 48.0])  # another rank's signs: 48 images, all negative
+
+    aug = AdaptiveAugment(
+        AdaConfig(mode="adaptive", p=0.5), 16, CPU, 0, sync=lambda t: t.add_(other_rank)
+    )
+    for _ in range(4):
+        aug.observe_real(torch.ones(16))  # this rank: 64 positive
+    assert float(aug.log_values()["augment_rt"]) == pytest.approx((64 - 48) / 112)
+    assert float(aug.p) < 0.5  # r_t 0.14 is below the target
+
+
+def test_fixed_mode_keeps_p():
+    aug = AdaptiveAugment(AdaConfig(mode="fixed", p=0.3), 16, CPU, 0)
+    for _ in range(12):
+        aug.observe_real(torch.ones(16))
+    assert float(aug.p) == pytest.approx(0.3) and set(aug.log_values()) == {"augment_p"}
+
+
+def test_state_round_trip_resumes_the_same_augmentations_and_p():
+    x = images(3)
+    a = _adaptive(p=0.4, kimg=1.0)
+    for i in range(6):  # mid-interval: 2 observations pending
+        a(x)
+        a.observe_real(torch.rand(16, generator=torch.Generator().manual_seed(i)) + 0.1)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = _adaptive(p=0.0, kimg=1.0)  # another start, same config
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    for _ in range(2):
+        for aug in (a, b):
+            aug.observe_real(torch.ones(16))
+    assert float(a.p) == float(b.p) == pytest.approx(0.4 + 2 * 16 * 4 / 1000)
+    assert torch.equal(a(x), b(x))
+
+
+def test_ada_off_is_the_former_diffaugment_and_unwritten_ada_is_not_dumped():
+    off = DiscriminatorAugment(AugmentConfig(translate=0.125), 16, CPU, 3)
+    assert set(off.state_dict()) == {"generator"} and off.log_values() == {} and off.p is None
+    x = images(1)
+    assert not torch.equal(off(x), x)
+    on = DiscriminatorAugment(AugmentConfig(ada={"mode": "fixed", "p": 0.2}), 16, CPU, 3)
+    assert set(on.state_dict()) == {"generator", "ada"} and float(on.p) == pytest.approx(0.2)
+
+    assert "ada" not in dump_section(TrainConfig())["augment"]  # fingerprints of older runs
+    written = TrainConfig.model_validate({"augment": {"ada": {"mode": "off"}}})
+    assert dump_section(written)["augment"]["ada"]["mode"] == "off"
+    with pytest.raises(ValueError, match="each once"):
+        AdaConfig(groups=["color", "color"])
+
+
+def test_dcgan_with_ada_resumes_exactly_and_logs_p(digits16, tmp_path):
+    ada = {"translate": 0.125, "ada": {"mode": "adaptive", "p": 0.2, "interval": 2, "kimg": 0.5}}
+    straight = tiny(digits16, tmp_path / "a", augment=ada)
+    train(straight)
+    train(tiny(digits16, tmp_path / "b", augment=ada).model_copy(update={"steps": 8}))
+    resumed = tiny(digits16, tmp_path / "b", augment=ada)
+    assert train(resumed)["resumed_from_step"] == 8
+    a = load_torch(list_checkpoints(straight.run_dir)[-1])
+    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    assert_same_state(a["nets"], b["nets"], "nets")
+    assert_same_state(a["rng"], b["rng"], "rng")  # includes ADA's stream, p and pending signs
+    log_a = pd.read_csv(straight.run_dir / "log.csv")
+    log_b = pd.read_csv(resumed.run_dir / "log.csv")
+    pd.testing.assert_series_equal(log_a["augment_p"], log_b["augment_p"])
+    pd.testing.assert_series_equal(log_a["loss_G_main"], log_b["loss_G_main"])
+    assert log_a["augment_p"].nunique() > 1  # it moved: 6 updates of 0.064
+    assert float(a["rng"]["augment"]["ada"]["p"]) == pytest.approx(log_a["augment_p"].iloc[-1])
+
+
+def test_bad_ada_params_name_the_key():
+    from gan.config import parse_params
+
+    with pytest.raises(GanError, match="train.augment.ada.interval"):
+        parse_params({"train": {"augment": {"ada": {"mode": "adaptive", "interval": 0}}}})
+    with pytest.raises(GanError, match="train.augment.ada.mode"):
+        parse_params({"train": {"augment": {"ada": {"mode": "sometimes"}}}})
