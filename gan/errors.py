@@ -6,3 +6,15 @@ class GanError(Exception):
 
     The CLI prints it without a traceback and exits with status 2.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a stage cleanly (e.g. training after saving a checkpoint).
+
+    A KeyboardInterrupt, so it ends an HPO worker too instead of failing one trial; the CLI
+    prints the message as one line and exits with `code` (128 + the signal number).
+    """
+
+    def __init__(self, message: str, code: int = 130) -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,40 +1,181 @@
-"""Atomic file output and content hashing: a stage never leaves a half-written file."""
+"""Atomic file output and content hashing: a stage never leaves a half-written file.
+
+A write goes to a hidden temp file beside its target, is fsync'ed, renamed into place and
+the folder fsync'ed, so neither a crash nor a power loss leaves a torn file. A full disk
+or a read-only folder becomes one GanError naming the path and the cause.
+
+Temp files are named ``.<name>.<pid>@<host>.<random>.tmp``. One left by a killed write is
+removed the next time a process writes into (or a stage starts in) that folder, when it
+provably belongs to no live process: its host is this host and its pid is gone. Temps of
+other hosts (a shared folder) and of the older unnamed format are removed only once they
+are old (STALE_SECONDS, LEGACY_STALE_SECONDS), as a live writer keeps touching its file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gan.errors import GanError
+
+STALE_SECONDS = 24 * 3600  # another host's temp: surely dead after a day
+LEGACY_STALE_SECONDS = 3600  # a temp without owner (older ganops): after an hour
+_HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
+_OWNED = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.tmp$")
+_LEGACY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_swept: set[str] = set()
+FILE_MODE = 0o644
+
+_CAUSES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def _disk_cause(folder: Path) -> str | None:
+    """Why writing into `folder` fails, for libraries that hide the OSError (torch.save,
+    safetensors report `iostream error` or a position mismatch)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return _CAUSES[errno.EROFS]
+    if st.f_bavail * st.f_frsize < 1 << 20:
+        return _CAUSES[errno.ENOSPC]
+    if not os.access(folder, os.W_OK):
+        return _CAUSES[errno.EACCES]
+    return None
+
+
+def write_error(path: Path, exc: BaseException) -> GanError | None:
+    """The one GanError for a failed write of `path`, or None when the cause is not the disk."""
+    cause = _CAUSES.get(getattr(exc, "errno", None) or -1) or _disk_cause(_existing(path.parent))
+    if cause is None:
+        return None
+    return GanError(f"{path}: cannot write: {cause}")
+
+
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """True for a temp file of ours that no live writer can still be using (see module doc)."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    owned, legacy = _OWNED.match(path.name), _LEGACY.match(path.name)
+    if not owned and not legacy:
+        return False
+    age = (now or time.time()) - path.stat().st_mtime
+    if owned and owned["host"] == _HOST:
+        return not _pid_alive(int(owned["pid"]))
+    return age > (STALE_SECONDS if owned else LEGACY_STALE_SECONDS)
+
+
+def clean_stale_temps(folder: str | os.PathLike, force: bool = False) -> list[Path]:
+    """Remove stale temp files directly inside `folder`; once per folder and process unless
+    `force`. Returns the removed paths."""
+    folder = Path(folder)
+    key = str(folder.resolve())
+    if (key in _swept and not force) or not folder.is_dir():
+        return []
+    _swept.add(key)
+    removed = []
+    for p in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            if is_stale_temp(p):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's data, or a folder's renames, to disk; file systems that cannot fsync
+    (EINVAL) are skipped."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success move it into place with os.replace."""
+    """Yield a temp path beside `path`; on success fsync it, move it into place with
+    os.replace and fsync the folder. Disk failures become one GanError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path.parent)
+        prefix = f".{path.name}.{os.getpid()}@{_HOST}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        os.chmod(tmp_path, FILE_MODE)  # mkstemp's 0600 would hide outputs from other users
         yield tmp_path
+        fsync_path(tmp_path)
         os.replace(tmp_path, path)
+        fsync_path(path.parent)
+    except GanError:
+        raise
+    except Exception as exc:
+        error = write_error(path, exc)
+        if error is None:
+            raise
+        raise error from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink(missing_ok=True)
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Fail now, naming `folder` and the cause, if a stage could not write there later."""
+    folder = Path(folder)
+    with atomic_path(folder / ".write-check") as tmp:
+        tmp.write_bytes(b"ok")
+    with contextlib.suppress(OSError):
+        (folder / ".write-check").unlink()
+    cause = _disk_cause(folder)
+    if cause:
+        raise GanError(f"{folder}: cannot write: {cause}")
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -46,15 +187,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    """torch.save through a temp file, so a crash mid-write keeps the previous file."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save through a temp file, so a crash mid-write keeps the previous file.
+
+    Saving into an open file (not a path) lets a full disk surface as an OSError."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Load a torch file without executing code from it (DESIGN principle 5)."""
-    from gan.errors import GanError
-
     path = Path(path)
     if not path.is_file():
         raise GanError(f"{path}: file not found")
@@ -86,12 +227,12 @@ def sha256_tree(root: str | os.PathLike, pattern: str = "*") -> str:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    from gan.errors import GanError
-
     path = Path(path)
     if not path.is_file():
         raise GanError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise GanError(f"{path}: not valid JSON ({exc})") from exc
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise GanError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise GanError(f"{path}: cannot read ({exc.strerror})") from None

@@ -116,6 +116,7 @@ def test_rerun_removes_stale_shards_only(tmp_path):
     second = run(src, out, shard_size=100, resolution=8)
     assert second["splits"]["train"]["shards"] == ["train-00000.pt"]
     assert sorted(p.name for p in out.iterdir()) == [
+        ".outputs.json",  # the files preprocess wrote: the only ones it removes
         "manifest.json",
         "model.pt",
         "notes.txt",
@@ -243,11 +244,12 @@ def test_mixed_folder_rejects_bad_files_with_reasons(tmp_path):
     (src / "text.PNG").write_text("this is not an image")
     save(src / "tiny.png", grey(5, size=(4, 30)))
     (src / "notes.txt").write_text("ignored silently")
-    save(src / "anim.gif", grey(5))  # not an accepted extension: ignored silently
+    save(src / "anim.gif", grey(5))  # not an accepted format: listed with its reason
     save(src / ".hidden.png", grey(5))
     manifest = run(src, tmp_path / "out", resolution=8, test_fraction=0.0)
     reasons = {r["file"]: r["reason"] for r in manifest["rejected"]}
-    assert sorted(reasons) == ["text.PNG", "tiny.png", "truncated.png"]
+    assert sorted(reasons) == ["anim.gif", "text.PNG", "tiny.png", "truncated.png"]
+    assert "unsupported image format .gif" in reasons["anim.gif"]
     assert "truncated" in reasons["truncated.png"] or "corrupt" in reasons["truncated.png"]
     assert "not an image" in reasons["text.PNG"]
     assert "4x30" in reasons["tiny.png"] and "8" in reasons["tiny.png"]

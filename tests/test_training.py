@@ -101,14 +101,17 @@ def test_changed_params_start_fresh_and_keep_old_checkpoints(digits16, tmp_path)
     train(tiny(digits16, tmp_path))
     summary = train(tiny(digits16, tmp_path, seed=1))
     assert summary["resumed_from_step"] == 0
-    assert len(list((tmp_path / "runs" / "t" / "checkpoints" / "previous").glob("ckpt-*.pt"))) == 3
+    assert (
+        len(list((tmp_path / "runs" / "t" / "checkpoints" / "previous-1").glob("ckpt-*.pt"))) == 3
+    )
 
 
 def test_corrupt_checkpoint_names_the_file(digits16, tmp_path):
     cfg = tiny(digits16, tmp_path)
     train(cfg)
+    for path in list_checkpoints(cfg.run_dir):  # no intact one to fall back to
+        path.write_bytes(b"not a checkpoint")
     latest = list_checkpoints(cfg.run_dir)[-1]
-    latest.write_bytes(b"not a checkpoint")
     with pytest.raises(GanError, match=latest.name):
         train(cfg.model_copy(update={"steps": 16}))
 

@@ -18,6 +18,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 
+# Image formats preprocess does not read: files of these types are listed as rejected,
+# so a user sees why their GIFs are missing; other files (notes, labels) are not data.
+UNSUPPORTED_IMAGE_EXTENSIONS = frozenset(
+    {".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".svg", ".ico", ".jp2", ".jxl",
+     ".psd", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".exr", ".hdr", ".dng", ".cr2", ".nef"}
+)  # fmt: skip
+
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
@@ -36,6 +43,29 @@ class Decoded:
 def is_image_file(path: str | Path) -> bool:
     """True for the extensions preprocess reads (case-insensitive); other files are ignored."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why a path found in an image folder is not read as an image, or None when it is (a
+    regular file, or a link to one, with a supported extension) or is not an image at all."""
+    suffix = path.suffix.lower()
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "broken symbolic link (its target is missing, or it links in a loop)"
+        if target.is_dir():
+            return "symbolic link to a folder: not followed (copy or link the files instead)"
+    if suffix in IMAGE_EXTENSIONS:
+        if path.is_dir():
+            return "a folder named like an image file, not an image"
+        if not path.is_file():
+            return "not a regular file"
+        return None
+    if suffix in UNSUPPORTED_IMAGE_EXTENSIONS and not path.is_dir():
+        supported = ", ".join(sorted(IMAGE_EXTENSIONS))
+        return f"unsupported image format {suffix} (convert it to one of {supported})"
+    return None
 
 
 def decode_image(path: str | Path, resolution: int, channels: int, min_size: int) -> Decoded:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,14 @@ import torch
 from tqdm import tqdm
 
 from gan.config import PreprocessConfig, dump_section
-from gan.data.images import IMAGE_EXTENSIONS, decode_image, is_image_file
-from gan.data.shards import MANIFEST, write_split
+from gan.data.images import IMAGE_EXTENSIONS, decode_image, is_image_file, skip_reason
+from gan.data.shards import (
+    MANIFEST,
+    owned_outputs,
+    record_outputs,
+    tensor_hash,
+    write_split,
+)
 from gan.errors import GanError
 from gan.io import write_json
 
@@ -36,7 +41,6 @@ MANIFEST_VERSION = 1
 SPLITS = ("train", "test")
 DOMAINS = ("A", "B")
 CYCLEGAN_DIRS = frozenset({"trainA", "trainB", "testA", "testB"})
-_SHARD_FILE = re.compile(r"^[A-Za-z0-9_]+-\d{5}\.pt$")
 
 
 @dataclass
@@ -59,14 +63,16 @@ def preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
         )
     if not root.is_dir():
         raise GanError(f"{root}: preprocess.input must be a folder of images")
-    files = find_images(root)
+    skipped: list[dict[str, str]] = []
+    files = find_images(root, skipped)
     if not files:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise GanError(f"{root}: no image files found (looked recursively for {exts})")
+        why = f"; skipped {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
+        raise GanError(f"{root}: no image files found (looked recursively for {exts}){why}")
 
     layout, classes, items = detect_layout(files, root)
     folder_split = layout == "cyclegan" and any(f.startswith("test") for f in files)
-    rejected = _decode_all(root, items, cfg)
+    rejected = sorted(skipped + _decode_all(root, items, cfg), key=lambda r: r["file"])
     items = [it for it in items if it.image is not None]
     if not items:
         first = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected[:3])
@@ -77,6 +83,7 @@ def preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
     _assign_splits(items, folder_split, cfg)
 
     out = Path(cfg.output)
+    owned = _claim_outputs(out, items, cfg)
     (out / MANIFEST).unlink(missing_ok=True)  # first: a crash must not leave it half-true
     splits = {}
     for split in SPLITS:
@@ -95,22 +102,50 @@ def preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
         "rejected": rejected,
         "params": dump_section(cfg),
     }
-    _remove_stale_shards(out, {name for s in splits.values() for name in s["shards"]})
+    written = {name for s in splits.values() for name in s["shards"]}
+    for name in sorted(owned - written):  # earlier outputs of ours that this run did not write
+        (out / name).unlink(missing_ok=True)
+    record_outputs(out, written)
     write_json(out / MANIFEST, manifest)
     return manifest
 
 
-def find_images(root: Path) -> list[str]:
+def _claim_outputs(out: Path, items: list[Item], cfg: PreprocessConfig) -> set[str]:
+    """Record the shards this run will write before writing them, so that a crash leaves
+    no file of ours unlisted; refuse to overwrite a file that is not ours. Returns every
+    file name preprocess owns in `out`, old and new."""
+    owned = owned_outputs(out)
+    planned = set()
+    for split in SPLITS:
+        n = sum(it.split == split for it in items)
+        planned |= {f"{split}-{k:05d}.pt" for k in range(max(1, math.ceil(n / cfg.shard_size)))}
+    foreign = sorted(n for n in planned - owned if (out / n).exists())
+    if foreign:
+        raise GanError(
+            f"{out / foreign[0]}: exists but was not written by preprocess; it would be "
+            "overwritten, so move it away (or choose another preprocess.output)"
+        )
+    record_outputs(out, owned | planned)
+    return owned | planned
+
+
+def find_images(root: Path, skipped: list[dict[str, str]] | None = None) -> list[str]:
     """Relative POSIX paths of image files below `root`, sorted; hidden files and folders skipped.
 
-    Hidden entries (.git, .dvc, macOS "._x.png" resource forks) are never data.
+    Hidden entries (.git, .dvc, macOS "._x.png" resource forks) are never data. Entries
+    that look like images but cannot be read as files (broken links, folders named x.png,
+    GIFs) are appended to `skipped` with their reason.
     """
     found = []
     for path in root.rglob("*"):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if is_image_file(path) and path.is_file():
+        reason = skip_reason(path)
+        if reason is not None:
+            if skipped is not None:
+                skipped.append({"file": rel.as_posix(), "reason": reason})
+        elif is_image_file(path):
             found.append(rel.as_posix())
     return sorted(found)
 
@@ -234,7 +269,7 @@ def _write_split(
         "count": len(items),
         "shards": shards,
         "per_class": {name: per_class.get(i, 0) for i, name in enumerate(classes)},
-        "hash": _tensor_hash(images, labels, domains),
+        "hash": tensor_hash(images, labels, domains),
         "files": [it.rel for it in items],  # in shard order: lets evaluation find ground truth
     }
     if layout == "cyclegan":
@@ -243,21 +278,5 @@ def _write_split(
     return info
 
 
-def _tensor_hash(*tensors: torch.Tensor) -> str:
-    """sha256 of the shard contents (dtype, shape, bytes), independent of torch's file format."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def _combine(hashes: list[str]) -> str:
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-
-
-def _remove_stale_shards(out: Path, keep: set[str]) -> None:
-    """Delete shard files of an earlier run that this run did not write; nothing else."""
-    for path in out.glob("*.pt"):
-        if _SHARD_FILE.match(path.name) and path.name not in keep:
-            path.unlink()

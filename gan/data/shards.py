@@ -3,11 +3,15 @@
 Layout of a processed dataset directory:
   manifest.json          counts, classes, content hash, rejected files with reasons
   <split>-<k>.pt         {"images": uint8 [N,C,H,W], "labels": int64 [N], "domains": int64 [N]}
+  .outputs.json          the files preprocess wrote here: the only ones it ever removes
 Labels are -1 where the data has no classes; domains are 0, or 0/1 (A/B) for unpaired data.
+Loading checks the manifest's shape and each split's content hash, so a hand-edited
+manifest or a shard whose pixels were changed is refused, naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,10 @@ from typing import Any
 import torch
 
 from gan.errors import GanError
-from gan.io import load_torch, read_json, save_torch
+from gan.io import load_torch, read_json, save_torch, write_json
 
 MANIFEST = "manifest.json"
+OUTPUTS = ".outputs.json"
 
 
 @dataclass
@@ -67,11 +72,76 @@ def write_split(
     return names
 
 
+def tensor_hash(*tensors: torch.Tensor) -> str:
+    """sha256 of the shard contents (dtype, shape, bytes), independent of torch's file format."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def owned_outputs(out_dir: str | Path) -> set[str]:
+    """Names of the files preprocess wrote in `out_dir`: its ledger, plus the shards an
+    older manifest (from before the ledger) lists. Anything else there is the user's."""
+    out_dir = Path(out_dir)
+    names: set[str] = set()
+    for file, key in ((OUTPUTS, "files"), (MANIFEST, None)):
+        try:
+            data = read_json(out_dir / file) if (out_dir / file).is_file() else {}
+        except GanError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        if key:
+            names |= {n for n in data.get(key) or [] if isinstance(n, str)}
+        elif isinstance(data.get("splits"), dict):
+            for info in data["splits"].values():
+                shards = info.get("shards") if isinstance(info, dict) else None
+                names |= {n for n in shards or [] if isinstance(n, str)}
+    return {n for n in names if n and Path(n).name == n}  # plain names in this folder only
+
+
+def record_outputs(out_dir: str | Path, names: set[str]) -> None:
+    write_json(Path(out_dir) / OUTPUTS, {"files": sorted(names)})
+
+
+def _fail(path: Path, what: str) -> GanError:
+    return GanError(f"{path}: {what} (rerun `gan preprocess` to rebuild it)")
+
+
+def check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    """The keys training and evaluation read, with their types; one error naming the key."""
+    if not isinstance(manifest, dict):
+        raise _fail(path, "not a manifest (expected a JSON object)")
+    for key, kind in (("resolution", int), ("channels", int), ("content_hash", str)):
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            raise _fail(path, f"{key}: missing or not a {kind.__name__}")
+    for key in ("classes", "domains"):
+        value = manifest.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(path, f"{key}: must be a list of names")
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        raise _fail(path, "splits: missing or not a mapping of split names")
+    for name, info in splits.items():
+        shards = info.get("shards") if isinstance(info, dict) else None
+        count = info.get("count") if isinstance(info, dict) else None
+        if not isinstance(shards, list) or not all(isinstance(n, str) for n in shards):
+            raise _fail(path, f"splits.{name}.shards: must be a list of file names")
+        if any(Path(n).name != n or n in ("", ".", "..") for n in shards):
+            raise _fail(path, f"splits.{name}.shards: names must be files in this folder")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise _fail(path, f"splits.{name}.count: must be a whole number >= 0")
+    return manifest
+
+
 def read_manifest(processed_dir: str | Path) -> dict[str, Any]:
     processed_dir = Path(processed_dir)
     if not processed_dir.is_dir():
         raise GanError(f"{processed_dir}: processed dataset not found (run `gan preprocess` first)")
-    return read_json(processed_dir / MANIFEST)
+    path = processed_dir / MANIFEST
+    return check_manifest(read_json(path), path)
 
 
 def load_split(processed_dir: str | Path, split: str) -> SplitData:
@@ -91,5 +161,11 @@ def load_split(processed_dir: str | Path, split: str) -> SplitData:
         ) from None
     if images.dtype != torch.uint8 or len(images) != splits[split]["count"]:
         raise GanError(f"{processed_dir}: shards of split {split!r} do not match manifest.json")
+    expected = splits[split].get("hash")  # written by preprocess (hand-made sets may lack it)
+    if expected is not None and tensor_hash(images, labels, domains) != expected:
+        raise GanError(
+            f"{processed_dir}: shards of split {split!r} were changed after preprocessing "
+            "(content hash differs from manifest.json); rerun `gan preprocess`"
+        )
     files = list(splits[split].get("files") or [])
     return SplitData(images, labels, domains, manifest, files if len(files) == len(images) else [])

@@ -60,15 +60,53 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def set_aside(run_dir: str | Path) -> Path | None:
-    """Move checkpoints of a different config out of the way instead of deleting them."""
+SET_ASIDE = re.compile(r"previous-(\d+)$")
+
+
+def newest_readable(
+    paths: list[Path],
+) -> tuple[dict[str, Any] | None, Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint of `paths` (oldest first) that loads, its path, and the newer
+    ones that did not, each with the reason."""
+    broken = []
+    for path in reversed(paths):
+        try:
+            return load_checkpoint(path), path, broken
+        except GanError as exc:
+            broken.append((path, str(exc)))
+    return None, None, broken
+
+
+def set_aside_dirs(run_dir: str | Path) -> list[Path]:
+    """The set-aside generations, oldest first (`previous-1`, `previous-2`, ...)."""
+    d = checkpoint_dir(run_dir)
+    found = [p for p in d.iterdir() if p.is_dir() and SET_ASIDE.match(p.name)] if d.is_dir() else []
+    return sorted(found, key=lambda p: int(SET_ASIDE.match(p.name)[1]))
+
+
+def set_aside(run_dir: str | Path, keep: int = 3) -> Path | None:
+    """Move checkpoints of a different config out of the way instead of deleting them.
+
+    Each call makes a new generation `previous-<n>`; the newest `keep` generations are
+    kept (0: none, the checkpoints are deleted). The older `previous` folder of earlier
+    versions is left alone."""
     found = list_checkpoints(run_dir)
     if not found:
         return None
-    dest = checkpoint_dir(run_dir) / "previous"
-    if dest.exists():
-        shutil.rmtree(dest)
+    existing = set_aside_dirs(run_dir)
+    n = int(SET_ASIDE.match(existing[-1].name)[1]) + 1 if existing else 1
+    dest = checkpoint_dir(run_dir) / f"previous-{n}"
     dest.mkdir()
     for p in found:
         p.rename(dest / p.name)
+    for old in set_aside_dirs(run_dir)[: max(0, len(existing) + 1 - keep)]:
+        shutil.rmtree(old)
+    return dest if dest.exists() else None
+
+
+def quarantine(path: str | Path) -> Path:
+    """Rename an unreadable checkpoint so it is neither resumed from nor counted as kept."""
+    path = Path(path)
+    dest = path.with_name(path.name + ".corrupt")
+    path.replace(dest)
     return dest
