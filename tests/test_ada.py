@@ -8,17 +8,24 @@ import pandas as pd
 import pytest
 import torch
 from conftest import assert_same_state
-from test_cyclegan import one_thread  # noqa: F401 (autouse: tiny tensors, one thread)
 from test_training import tiny
 
 from gan.config import AdaConfig, AugmentConfig, TrainConfig, dump_section
 from gan.data.ada import COLOUR, GEOMETRIC, AdaptiveAugment, DiscriminatorAugment
+from gan.device import cpu_threads
 from gan.errors import GanError
 from gan.io import load_torch
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors on a shared CPU: one thread each."""
+    with cpu_threads(1):
+        yield
 
 
 def images(channels: int, n: int = 16, size: int = 16) -> torch.Tensor:
