@@ -10,11 +10,13 @@ import torch
 from conftest import assert_same_state
 from test_training import tiny
 
-from gan.config import AdaConfig, AugmentConfig, TrainConfig, dump_section
+from gan.config import AdaConfig, AugmentConfig, OptimConfig, TrainConfig, dump_section
 from gan.data.ada import COLOUR, GEOMETRIC, AdaptiveAugment, DiscriminatorAugment
 from gan.device import cpu_threads
 from gan.errors import GanError
 from gan.io import load_torch
+from gan.models import get_family
+from gan.models.family import DataInfo
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 
@@ -215,3 +217,27 @@ def test_bad_ada_params_name_the_key():
         parse_params({"train": {"augment": {"ada": {"mode": "adaptive", "interval": 0}}}})
     with pytest.raises(GanError, match="train.augment.ada.mode"):
         parse_params({"train": {"augment": {"ada": {"mode": "sometimes"}}}})
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "data", "batch"),
+    [
+        ("dcgan", {"z_dim": 8, "width": 8}, DataInfo(16, 1), ["images"]),
+        ("stylegan2", {"z_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_base": 256,
+                       "channel_max": 16}, DataInfo(16, 3), ["images"]),
+        ("cyclegan", {"ngf": 4, "ndf": 4, "n_blocks": 1, "n_layers_d": 2}, DataInfo(16, 3, 0, 2),
+         ["A", "B"]),
+    ],
+)  # fmt: skip
+def test_every_family_feeds_d_real_logits_to_adaptive_augmentation(name, model, data, batch):
+    family = get_family(name)
+    cfg = family.config_class.model_validate({"family": name, **model})
+    ada = AugmentConfig(ada={"mode": "adaptive", "p": 0.5, "interval": 1, "kimg": 0.004})
+    augment = DiscriminatorAugment(ada, 4, CPU, 0)
+    torch.manual_seed(0)
+    fam = family(cfg, data, OptimConfig(), CPU, augment)
+    images = {k: torch.rand(4, data.channels, 16, 16) * 2 - 1 for k in batch}
+    (d_main,) = [p for p in fam.phases() if p.name == "D_main"]
+    d_main.loss(images, 0)
+    assert torch.isfinite(augment.ada.rt)  # one D pass observed, and p moved by a full step
+    assert float(augment.p) in (0.0, pytest.approx(1.0, abs=1e-5))
