@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from gan.errors import GanError
+from gan.errors import GanError, Interrupted
 
 COMMANDS = "gan.commands"  # entry point group: name -> callable(subparsers) adding a command
 
@@ -258,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     except GanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:  # stopped cleanly, e.g. training after saving a checkpoint
+        print(f"stopped: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("stopped: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -8,8 +8,9 @@ Each model family validates its own ``train.model`` section through the model re
 from __future__ import annotations
 
 import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -18,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -43,6 +45,25 @@ def check_name(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(check_name)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what every RNG (torch, numpy, optuna) takes
+MAX_BATCH = 65536
+
+
+def _takes_bool(annotation: Any) -> bool | None:
+    """True if a field accepts booleans, False if it wants numbers only, None otherwise."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        answers = [_takes_bool(a) for a in get_args(annotation)]
+        return True if True in answers else (False if False in answers else None)
+    if origin is Literal:
+        values = get_args(annotation)
+        if any(isinstance(v, bool) for v in values):
+            return True
+        return False if any(isinstance(v, int | float) for v in values) else None
+    if annotation is bool:
+        return True
+    return False if annotation in (int, float) else None
+
 
 # Train keys that do not change the weights a run produces at a given step: where it is
 # written, how often it logs, samples and saves, how long it runs (the lr schedule counts
@@ -63,7 +84,18 @@ NEUTRAL_KEYS = frozenset(
 class Section(BaseModel):
     """Base of every params section: unknown keys are errors, defaults are validated too."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=False, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """`steps: true` is a slip, not 1: numbers are never taken from booleans."""
+        field = cls.model_fields.get(info.field_name) if isinstance(v, bool) else None
+        if field is not None and _takes_bool(field.annotation) is False:
+            raise ValueError("must be a number, not true/false")
+        return v
 
 
 class PrepareConfig(Section):
@@ -79,7 +111,7 @@ class PreprocessConfig(Section):
     channels: Literal[1, 3] = 1
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     min_size: int = Field(8, gt=0)
-    seed: int = 0
+    seed: Seed = 0
     shard_size: int = Field(4096, gt=0)
 
     @field_validator("resolution")
@@ -168,9 +200,9 @@ class TrainConfig(Section):
     data: str = "data/processed/digits"
     runs_dir: str = "runs"
     run: Name = "default"
-    seed: int = 0
-    steps: int = Field(2000, gt=0)
-    batch_size: int = Field(64, gt=0)
+    seed: Seed = 0
+    steps: int = Field(2000, gt=0, le=10**9)
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH)  # and at most the train split (loop.py)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool | Literal["auto"] = "auto"
@@ -184,7 +216,7 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, gt=0)
     keep_checkpoints: int = Field(2, gt=0)
     keep_set_aside: int = Field(3, ge=0)  # generations of checkpoints moved aside (0: delete)
-    grid_size: int = Field(64, gt=0)
+    grid_size: int = Field(64, gt=0, le=1024)
     resume: bool = True
     init_from: str | None = None
     progress: bool = True
@@ -227,12 +259,12 @@ class ClassifierConfig(Section):
     data: str = "data/processed/digits"
     output: str = "models/classifier"
     epochs: int = Field(8, gt=0)
-    batch_size: int = Field(128, gt=0)
+    batch_size: int = Field(128, gt=0, le=MAX_BATCH)
     lr: float = Field(1e-3, gt=0.0)
     feature_dim: int = Field(128, gt=0)
     translate: float = Field(0.0625, ge=0.0, lt=0.5)  # random shift, fraction of the size
     dropout: float = Field(0.3, ge=0.0, lt=1.0)  # before the feature and the output layer
-    seed: int = 0
+    seed: Seed = 0
 
 
 class EvaluateConfig(Section):
@@ -244,8 +276,8 @@ class EvaluateConfig(Section):
     inception_weights: str | None = None
     truth: str | None = None  # translation: a folder of exact translations, by test file path
     num_samples: int | None = Field(None, gt=0)  # default: size of the train split
-    batch_size: int = Field(64, gt=0)
-    seed: int = 0
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH)
+    seed: Seed = 0
     metrics: list[Literal["fid", "kid", "isc", "prc"]] = ["fid", "kid", "isc", "prc"]
     kid_subset_size: int = Field(100, gt=1)
     # classifier_confident: fraction of samples whose top class probability is >= this
@@ -319,7 +351,7 @@ def _default_space() -> dict[str, SearchParam]:
 
 class HpoSamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"
-    seed: int = 0
+    seed: Seed = 0
     n_startup_trials: int = Field(5, ge=0)  # tpe: random trials before the model takes over
 
 
@@ -427,31 +459,71 @@ def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Pa
         raise GanError(_format_error(exc, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (the
+    plain loader keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        raise GanError(f"{source}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise GanError(f"{source}: nested too deeply to be a params file") from None
+
+
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
     """Read and validate params.yaml; `overrides` are dotted ``key=value`` pairs (YAML values)."""
     path = Path(path)
     if not path.is_file():
         raise GanError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise GanError(f"{path}: not valid YAML ({exc})") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GanError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise GanError(f"{path}: cannot read ({exc.strerror})") from None
+    data = _yaml(text, str(path)) or {}
     for item in overrides or []:
         apply_override(data, item)
-    return parse_params(data, str(path))
+    try:
+        return parse_params(data, str(path))
+    except RecursionError:
+        raise GanError(f"{path}: nested too deeply to be a params file") from None
 
 
-def apply_override(data: dict[str, Any], item: str) -> None:
+def apply_override(data: Any, item: str) -> None:
+    """Set one dotted ``key=value`` (the value read as YAML) in the params mapping."""
     if "=" not in item:
         raise GanError(f"override {item!r}: expected key=value")
     key, raw = item.split("=", 1)
     parts = key.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise GanError(f"override {item!r}: the key needs a name between each '.'")
+    if not isinstance(data, dict):
+        raise GanError(f"override {item!r}: the params file is not a mapping of sections")
     node = data
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise GanError(f"override {item!r}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+    node[parts[-1]] = _yaml(raw, f"override {item!r}")
 
 
 def dump_section(section: BaseModel) -> dict[str, Any]:

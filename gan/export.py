@@ -51,6 +51,10 @@ def save_export(
     return out_dir
 
 
+def _whole(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= 1 << 16
+
+
 def load_export(path: str | Path, device: str | torch.device = "cpu") -> Exported:
     """Rebuild the generator from an export directory; errors name the file at fault."""
     path = Path(path)
@@ -63,9 +67,14 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> Exporte
         family = get_family(meta["family"])
         cfg = family.config_class.model_validate(meta["model"])
         data = DataInfo(**meta["data"])
-    except (KeyError, TypeError, ValueError) as exc:
+        bad = [
+            k for k, v in data.to_dict().items() if not _whole(v, 1 if k != "num_classes" else 0)
+        ]
+        if bad:
+            raise ValueError(f"data.{bad[0]} must be a whole number")
+        G = family.build_generator(cfg, data)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise GanError(f"{config}: not a valid generator config ({exc})") from None
-    G = family.build_generator(cfg, data)
     try:
         state = load_file(str(weights))
         G.load_state_dict(state)

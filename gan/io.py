@@ -44,6 +44,9 @@ _CAUSES = {
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
+    errno.EISDIR: "it is a folder",
+    errno.ENOTDIR: "a part of its folder path is a file",
+    errno.ENAMETOOLONG: "the name is too long",
 }
 
 

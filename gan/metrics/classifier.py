@@ -206,6 +206,15 @@ def load_classifier(path: str | Path) -> TrainedClassifier:
         if not f.is_file():
             raise GanError(f"{f}: classifier file not found (train it with `gan classifier`)")
     meta = read_json(config)
+    accuracy = meta.get("test_accuracy") if isinstance(meta, dict) else None
+    if (
+        not isinstance(accuracy, int | float)
+        or isinstance(accuracy, bool)
+        or not 0 <= accuracy <= 1
+    ):
+        raise GanError(f"{config}: test_accuracy missing or not a number in [0, 1] (retrain it)")
+    if not isinstance(meta.get("architecture"), dict):
+        raise GanError(f"{config}: architecture missing or not a mapping (retrain it)")
     try:
         model = Classifier(**meta["architecture"])
         model.load_state_dict(load_file(str(weights)))

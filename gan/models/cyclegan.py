@@ -29,14 +29,14 @@ PAPER_LOAD_SCALE = 286 / 256  # the paper loads 286 px and crops 256
 
 class CycleGANConfig(ModelConfig):
     family: Literal["cyclegan"] = "cyclegan"
-    ngf: int = Field(64, gt=0)  # generator width after the first layer
-    ndf: int = Field(64, gt=0)  # discriminator width after the first layer
+    ngf: int = Field(64, gt=0, le=4096)  # generator width after the first layer
+    ndf: int = Field(64, gt=0, le=4096)  # discriminator width after the first layer
     n_blocks: int | Literal["auto"] = "auto"  # auto: 9 at >= 256 px, 6 below
     n_layers_d: int = Field(3, ge=1, le=6)  # 3: the 70x70 PatchGAN
     loss: Literal["lsgan", "nonsaturating", "hinge"] = "lsgan"
     lambda_cycle: float = Field(10.0, ge=0.0)
     lambda_identity: float = Field(0.5, ge=0.0)  # a multiple of lambda_cycle
-    pool_size: int = Field(50, ge=0)  # 0: no pool
+    pool_size: int = Field(50, ge=0, le=10_000)  # 0: no pool
     load_scale: float = Field(PAPER_LOAD_SCALE, ge=1.0, le=2.0)  # resize before random crop
 
     @field_validator("n_blocks")

@@ -21,11 +21,11 @@ from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
 
 class DCGANConfig(ModelConfig):
     family: Literal["dcgan"] = "dcgan"
-    z_dim: int = Field(64, gt=0)
-    width: int = Field(32, gt=0)  # channels at the finest stage; doubles per coarser stage
+    z_dim: int = Field(64, gt=0, le=4096)
+    width: int = Field(32, gt=0, le=4096)  # channels at the finest stage; doubles per coarser stage
     loss: Literal["nonsaturating", "hinge", "lsgan", "wgan-gp"] = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)
-    n_critic: int = Field(1, gt=0)
+    n_critic: int = Field(1, gt=0, le=100)
     d_norm: Literal["auto", "batch", "layer", "none"] = "auto"
 
     @field_validator("n_critic")

@@ -26,6 +26,7 @@ from gan.losses import grad_norm
 from gan.models.family import Batch
 from gan.progress import progress
 from gan.training import launch
+from gan.training.budget import check_fits
 from gan.training.checkpoint import (
     checkpoint_dir,
     latest_checkpoint,
@@ -46,7 +47,7 @@ from gan.training.ema import update_ema
 from gan.training.inference import inference_copy
 from gan.training.interrupt import StopOnSignal
 from gan.training.log import MetricsLog
-from gan.training.session import Session
+from gan.training.session import Session, data_info
 
 GRID_SEED = 20_200_202
 
@@ -194,6 +195,7 @@ def _train(
         check_writable(run_dir)
         for d in (run_dir, checkpoint_dir(run_dir), run_dir / "samples", run_dir / "export"):
             clean_stale_temps(d)
+    check_fits(cfg, data_info(split.manifest), precision.device)
     session = Session(cfg, split, precision, ranks)
     _restore(session, cfg)
     main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
