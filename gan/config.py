@@ -137,6 +137,11 @@ class AdaConfig(Section):
     kimg: float = Field(500.0, gt=0.0)
     groups: list[Literal["geometric", "color"]] = ["geometric", "color"]
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML 1.1 reads a bare `off` as false
+
     @field_validator("groups")
     @classmethod
     def _groups(cls, v: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ import io
 import pandas as pd
 import pytest
 import torch
+import yaml
 from conftest import assert_same_state
 from test_training import tiny
 
@@ -217,6 +218,8 @@ def test_bad_ada_params_name_the_key():
         parse_params({"train": {"augment": {"ada": {"mode": "adaptive", "interval": 0}}}})
     with pytest.raises(GanError, match="train.augment.ada.mode"):
         parse_params({"train": {"augment": {"ada": {"mode": "sometimes"}}}})
+    off = yaml.safe_load("train: {augment: {ada: {mode: off}}}")  # YAML 1.1: false
+    assert parse_params(off).train.augment.ada.mode == "off"
 
 
 @pytest.mark.parametrize(
