@@ -244,3 +244,16 @@ def test_every_family_feeds_d_real_logits_to_adaptive_augmentation(name, model, 
     d_main.loss(images, 0)
     assert torch.isfinite(augment.ada.rt)  # one D pass observed, and p moved by a full step
     assert float(augment.p) in (0.0, pytest.approx(1.0, abs=1e-5))
+
+
+def test_two_ranks_share_r_t_and_keep_one_p(digits16, tmp_path):
+    """Under data parallelism every rank's signs are summed, so all ranks adapt p alike
+    (their augmentations themselves draw from per-rank streams)."""
+    ada = {"ada": {"mode": "adaptive", "p": 0.5, "interval": 1, "kimg": 0.05}}
+    cfg = tiny(digits16, tmp_path, steps=8, world_size=2, augment=ada)
+    train(cfg)
+    ranks = load_torch(list_checkpoints(cfg.run_dir)[-1])["rank_rng"]
+    a, b = (r["augment"]["ada"] for r in ranks)
+    assert torch.equal(a["p"], b["p"]) and torch.equal(a["rt"], b["rt"])
+    assert not torch.equal(a["generator"], b["generator"])
+    assert float(a["p"]) != 0.5
