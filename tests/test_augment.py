@@ -36,3 +36,21 @@ def test_shift_is_bounded_and_seeded():
     assert rows.min() >= 3 - 2 and rows.max() <= 3 + 2  # 0.25 of 8 px: at most 2 px
     assert rows.unique().numel() == 5
     assert torch.equal(random_translate(x, 0.0, torch.Generator()), x)
+
+
+def test_rgb_keeps_its_layout_and_moves_all_channels_together():
+    x = torch.rand(8, 3, 8, 8) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    for fill in ("zeros", "edge"):
+        out = random_translate(x, 0.25, g, fill=fill)
+        assert out.shape == x.shape and out.is_contiguous()
+    cl = x.contiguous(memory_format=torch.channels_last)
+    out = random_translate(cl, 0.25, torch.Generator().manual_seed(1))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    same = random_translate(x, 0.25, torch.Generator().manual_seed(1))
+    assert torch.equal(out, same)
+    # one shift per image: every channel of an image moves the same way
+    marked = torch.zeros(4, 3, 8, 8)
+    marked[:, :, 4, 4] = 1.0
+    moved = random_translate(marked, 0.25, torch.Generator().manual_seed(2))
+    assert torch.equal(moved[:, 0], moved[:, 1]) and torch.equal(moved[:, 1], moved[:, 2])

@@ -47,9 +47,8 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([\w-]+)'", output))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
+def tiny_repo(root: Path, *extra: str) -> Path:
+    """A committed git + DVC repo: gan/, dvc.yaml, the TINY params and `extra` repo files."""
     shutil.copytree(REPO / "gan", root / "gan", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
@@ -57,9 +56,16 @@ def repo(tmp_path_factory) -> Path:
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
     run(["dvc", "config", "core.analytics", "false"], root)
+    for name in extra:
+        shutil.copy(REPO / name, root / name)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "tiny pipeline"], root)
     return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return tiny_repo(tmp_path_factory.mktemp("pipeline"))
 
 
 def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
@@ -74,7 +80,7 @@ def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
     }
     metrics = json.loads((repo / "reports/evaluate/metrics.json").read_text())
     assert {"fid", "kid", "is", "precision", "recall"} <= set(metrics)
-    assert (repo / "registry/champion.json").is_file()
+    assert (repo / "registry/digits/champion.json").is_file()
     assert (repo / "reports/promote/report.md").is_file()
     shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert "fid" in shown
@@ -94,5 +100,5 @@ def test_changing_a_train_param_reruns_train_and_later_stages_only(repo):
     out = run(["dvc", "repro"], repo)
     assert ran_stages(out) == {"train", "evaluate", "promote"}
     assert "resumed from" in out  # only steps changed: the run continues from step 8
-    history = (repo / "registry/history.jsonl").read_text().splitlines()
+    history = (repo / "registry/digits/history.jsonl").read_text().splitlines()
     assert len(history) == 2

@@ -109,7 +109,8 @@ def test_promote_refuses_a_different_protocol(tmp_path):
     run = make_run(tmp_path, "first", seed=1)
     promote(config(tmp_path, run, make_eval(tmp_path, {"fid": 41.2})))
     other = {**PROTOCOL, "extractor": "inception-v3-compat"}
-    result = promote(config(tmp_path, run, make_eval(tmp_path, {"fid": 1.0}, other)))
+    run2 = make_run(tmp_path, "second", seed=2)  # the same export again would be a no-op
+    result = promote(config(tmp_path, run2, make_eval(tmp_path, {"fid": 1.0}, other)))
     assert result["decision"] == "rejected" and "protocol differs" in result["reason"]
     md = (tmp_path / "reports" / "promote" / "report.md").read_text()
     assert "**no**" in md and "inception-v3-compat" in md

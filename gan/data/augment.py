@@ -35,7 +35,13 @@ def random_translate(
         gy, gx = (gy[None] + ty + 1).clamp(0, h + 1), (gx[None] + tx + 1).clamp(0, w + 1)
         padded = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)
     batch = torch.arange(n, device=dev)[:, None, None]
-    return padded[batch, gy, gx].permute(0, 3, 1, 2).contiguous(memory_format=torch.preserve_format)
+    out = padded[batch, gy, gx].permute(0, 3, 1, 2)
+    # the input's layout (channels_last on a GPU run); `contiguous` has no preserve_format
+    # and raised on every multi-channel batch
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return out.contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
 
 
 class DiffAugment:

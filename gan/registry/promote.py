@@ -25,6 +25,17 @@ from gan.training.checkpoint import latest_checkpoint
 PROTOCOL = "protocol.json"
 SAMPLES = "samples.png"
 
+# The values a metric can take; a number outside them is a bug or a hand edit, not a result.
+RANGES: dict[str, tuple[float, float]] = {
+    "fid": (0.0, math.inf),
+    "kid": (-1.0, 1e6),  # an unbiased estimate: slightly negative near a perfect match
+    "is": (1.0, 1e4),  # a class count at most; torch-fidelity's key for IS
+    "precision": (0.0, 1.0),
+    "recall": (0.0, 1.0),
+    "classifier_confident": (0.0, 1.0),
+    "classifier_confident_real": (0.0, 1.0),
+}
+
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     data = read_json(path)  # GanError naming the file when missing or not JSON
@@ -33,10 +44,35 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
+def _range(name: str) -> tuple[float, float] | None:
+    """A translation's fid_AtoB / fid_BtoA follow fid; other names are not checked."""
+    return RANGES.get(name.removesuffix("_AtoB").removesuffix("_BtoA"))
+
+
+def check_metrics(metrics: dict[str, Any], primary: str, source: Path) -> None:
+    """Refuse an absurd metrics file before the registry compares anything (GanError)."""
+    value = metrics.get(primary)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise GanError(
+            f"{source}: promote.primary_metric {primary} is {value!r}, not a finite number; "
+            "re-run evaluate (nothing was registered)"
+        )
+    for name, v in metrics.items():
+        bounds = _range(name)
+        if bounds is None or isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if math.isfinite(v) and not bounds[0] <= v <= bounds[1]:
+            raise GanError(
+                f"{source}: {name} is {v!r}, outside its possible range "
+                f"[{bounds[0]:g}, {bounds[1]:g}]; nothing was registered"
+            )
+
+
 def gather(cfg: PromoteConfig) -> Candidate:
     """Everything the registry records about the run being promoted; fails naming the file."""
     metrics_path = Path(cfg.metrics)
     metrics = _read_mapping(metrics_path)
+    check_metrics(metrics, cfg.primary_metric, metrics_path)
     protocol = _read_mapping(metrics_path.parent / PROTOCOL)
     run_dir = Path(cfg.run_dir)
     run = _read_mapping(run_dir / "run.json")
@@ -71,6 +107,11 @@ def promote(cfg: PromoteConfig, evaluation: EvaluateConfig | None = None) -> dic
             return m.metrics, m.protocol
 
     record = registry.register(cand, Rule(cfg.primary_metric, cfg.mode, cfg.margin), remeasure)
+    if record["duplicate"]:
+        record["reason"] = (
+            f"this export was already registered as v{record['version']} on {record['time']} "
+            f"({record['decision']}: {record['reason']}); nothing changed"
+        )
     before = (
         registry.show(record["champion_before"]) if record["champion_before"] is not None else None
     )
@@ -89,7 +130,8 @@ def promote(cfg: PromoteConfig, evaluation: EvaluateConfig | None = None) -> dic
         "previous_champion": before["version"] if before else None,
         "previous_champion_value": before["metrics"].get(cfg.primary_metric) if before else None,
         "champion": now["version"] if now else None,
-        "registry": str(cfg.registry),
+        "registry": str(registry.root),
+        "registered": not record["duplicate"],
     }
     report = Path(cfg.report)
     samples = Path(cfg.metrics).parent / SAMPLES

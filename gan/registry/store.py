@@ -2,16 +2,19 @@
 
 Layout under the registry root:
 
-- ``history.jsonl``: one JSON object per line, only ever appended to. Every candidate gets
-  a line with its provenance, metrics, protocol, decision and reason; every rollback gets
-  a line too. The history is the source of truth: the champion is its replay.
+- ``history.jsonl``: one JSON object per line, only ever appended to (by rewriting it
+  whole through a temp file and a rename, so a write is all-or-nothing). Every candidate
+  gets a line with its provenance, metrics, protocol, decision and reason; every rollback
+  gets a line too. The history is the source of truth: the champion is its replay. An
+  export (by the sha256 of its weights) is registered once; registering it again is a no-op.
 - ``champion.json``: the current champion's version and model dir, replaced atomically
   after every change, for tools that only want the pointer.
 - ``models/v<N>/``: a copy of each promoted export (generator.safetensors + .json) with
   its metrics.json and protocol.json, so a champion outlives the run dir it came from.
 
 The decision rule (:func:`decide`) is a pure function; metrics measured under different
-protocols are never compared (DESIGN principle 6).
+protocols are never compared (DESIGN principle 6). The registry is not a DVC output: it
+outlives experiments, and a relative root is resolved by :func:`files.locate`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import pandas as pd
 
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
-from gan.io import sha256_file, write_json
+from gan.io import FILE_MODE, fsync_path, sha256_file, write_json
+from gan.registry import files
 from gan.registry.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 
 HISTORY = "history.jsonl"
@@ -99,24 +103,22 @@ class Registry:
     """A registry root directory; every write happens under an exclusive file lock."""
 
     def __init__(self, root: str | os.PathLike = "registry") -> None:
-        self.root = Path(root)
+        self.root = files.locate(root)
         self.history_path = self.root / HISTORY
         self.champion_path = self.root / CHAMPION
         self.models_dir = self.root / MODELS
 
     # -- reading ---------------------------------------------------------------------
     def history(self) -> list[dict[str, Any]]:
-        if not self.history_path.is_file():
-            return []
-        records = []
-        for i, line in enumerate(self.history_path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise GanError(f"{self.history_path}:{i}: not valid JSON ({exc})") from None
-        return records
+        """Every record, checked for shape (a bad line is an error naming file and line)."""
+        return files.read_lines(self.history_path)[0]
+
+    def find_export(self, weights_sha256: str) -> dict[str, Any] | None:
+        """The candidate record that registered these weights, if any."""
+        for r in self.candidates():
+            if r["export"]["sha256"] == weights_sha256:
+                return r
+        return None
 
     def candidates(self) -> list[dict[str, Any]]:
         return [r for r in self.history() if r.get("decision") != ROLLBACK]
@@ -189,7 +191,7 @@ class Registry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK, "a") as f:
+        with open(self.root / LOCK, "a") as f:  # the lock outlives every writer: never deleted
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -197,11 +199,10 @@ class Registry:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def _append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_json_safe(record), sort_keys=True, allow_nan=False) + "\n"
-        with open(self.history_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        """The old lines verbatim plus this one, replacing the file all-or-nothing."""
+        line = json.dumps(_json_safe(record), sort_keys=True, allow_nan=False)
+        _, lines = files.read_lines(self.history_path)
+        files.write_lines(self.history_path, [*lines, line])
 
     def _write_pointer(self) -> None:
         """Mirror the replayed champion into champion.json (also repairs a stale pointer)."""
@@ -230,7 +231,11 @@ class Registry:
         ckpt = None
         if cand.checkpoint is not None:
             ckpt = {"path": str(cand.checkpoint), "sha256": sha256_file(cand.checkpoint)}
+        weights_sha = sha256_file(weights)
         with self._locked():
+            seen = self.find_export(weights_sha)
+            if seen is not None:  # a rerun (dvc repro, a retried flow) of the same export
+                return {**_json_safe(seen), "duplicate": True}
             versions = [r["version"] for r in self.candidates()]
             version = max(versions, default=0) + 1
             before = self.champion()
@@ -249,8 +254,8 @@ class Registry:
             if remeasured:
                 reason += f"; champion v{before['version']} was re-measured under this candidate's protocol"
             export = {
-                "path": str(cand.export_dir),
-                "sha256": sha256_file(weights),
+                "path": str(Path(cand.export_dir).absolute()),
+                "sha256": weights_sha,
                 "config_sha256": sha256_file(config),
             }
             record = {
@@ -276,9 +281,14 @@ class Registry:
             }
             if verdict.promoted:
                 record["model_dir"] = self._keep_copy(version, cand, export["sha256"])
-            self._append(record)
+            try:
+                self._append(record)
+            except BaseException:  # no history line: the copy must not outlive the failure
+                if record["model_dir"]:
+                    shutil.rmtree(self.root / record["model_dir"], ignore_errors=True)
+                raise
             self._write_pointer()
-        return _json_safe(record)
+        return {**_json_safe(record), "duplicate": False}
 
     def _keep_copy(self, version: int, cand: Candidate, weights_sha: str) -> str:
         """Copy the export into models/v<N>/ via a temp dir renamed into place."""
@@ -296,7 +306,11 @@ class Registry:
                 raise GanError(f"{cand.export_dir / WEIGHTS}: changed while being registered")
             write_json(tmp / "metrics.json", _json_safe(cand.metrics))
             write_json(tmp / "protocol.json", _json_safe(cand.protocol))
+            for f in tmp.iterdir():
+                os.chmod(f, FILE_MODE)
+                fsync_path(f)
             os.replace(tmp, final)
+            fsync_path(self.models_dir)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
