@@ -113,3 +113,16 @@ def test_promotion_by_classifier_confident_maximised(tmp_path):
     assert better["decision"] == "promoted" and better["champion"] == 3
     assert better["previous_champion_value"] == 0.6 and better["value"] == 0.9
     assert candidate("d", 3, 1.0)["decision"] == "promoted"  # the top of its range is valid
+
+
+def test_promotion_refuses_a_confident_fraction_outside_0_1(tmp_path):
+    metrics = make_eval(tmp_path, {"fid": 40.0, "classifier_confident": 1.5}, PROTOCOL)
+    cfg = config(
+        tmp_path,
+        make_run(tmp_path, "a", 0),
+        metrics,
+        primary_metric="classifier_confident",
+        mode="max",
+    )
+    with pytest.raises(GanError, match="outside its possible range"):
+        promote(cfg)
