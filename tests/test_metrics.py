@@ -255,6 +255,9 @@ def test_conditional_family_gets_requested_labels_scored(
     metrics = evaluate(cfg)["metrics"]
     assert 0.0 <= metrics["conditional_accuracy"] <= 1.0
     assert set(metrics) >= {"fid", "classifier_is", "class_coverage", "conditional_accuracy"}
+    per_class = [metrics[f"fid_class_{k}"] for k in range(10)]  # samples of k vs test k
+    assert metrics["fid_class_mean"] == pytest.approx(sum(per_class) / 10)
+    assert all(v > 0 for v in per_class) and len(set(per_class)) == 10
 
 
 def test_stale_reference_cache_is_not_reused(tmp_path, digits16, untrained_run, plugin):

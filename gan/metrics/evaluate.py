@@ -123,6 +123,26 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     return {"metrics": m.metrics, "protocol": m.protocol}
 
 
+def per_class_fid(fake, labels, real, real_labels, extractor, cfg, device) -> dict[str, float]:
+    """FID of the samples asked for class k against the test images of class k, per class
+    (`fid_class_<k>`) and averaged (`fid_class_mean`): a conditional model that draws
+    good digits of the wrong class scores well on FID but not here. Classes with fewer
+    than 2 test images are left out."""
+    out: dict[str, float] = {}
+    for k in sorted(set(labels.tolist())):
+        mine, theirs = fake[labels == k], real[real_labels == k]
+        if len(mine) < 2 or len(theirs) < 2:
+            continue
+        fid = compute_metrics(
+            mine, theirs, extractor, ["fid"], batch_size=cfg.batch_size,
+            cuda=device.type == "cuda",
+        )["fid"]  # fmt: skip
+        out[f"fid_class_{k}"] = fid
+    if out:
+        out["fid_class_mean"] = sum(out.values()) / len(out)
+    return out
+
+
 def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     """Evaluate any exported generator (a run's, or a registry copy) under cfg's protocol.
 
@@ -133,7 +153,8 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     extractor = resolve_extractor(cfg.extractor, cfg.classifier, cfg.inception_weights)
     content_hash = reference_content_hash(cfg.data)
     manifest = read_manifest(cfg.data)
-    real = load_split(cfg.data, REFERENCE_SPLIT).images
+    reference = load_split(cfg.data, REFERENCE_SPLIT)
+    real = reference.images
     if len(real) < 2:
         raise GanError(
             f"{cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images (preprocess.test_fraction)"
@@ -171,6 +192,8 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     )
     figures, classifier_sha = _classifier_figures(cfg, exported, fake, labels, content_hash, real)
     metrics.update(figures)
+    if exported.conditional and labels is not None and "fid" in cfg.metrics:
+        metrics.update(per_class_fid(fake, labels, real, reference.labels, extractor, cfg, device))
     protocol = protocol_record(
         extractor,
         content_hash,
