@@ -21,8 +21,8 @@ from test_pipeline_dvc import run
 
 @pytest.fixture
 def repo(tmp_path):
-    for name in ("dvc.yaml", "params.yaml", "params-cyclegan.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
+    for path in [REPO / "dvc.yaml", *REPO.glob("params*.yaml")]:
+        shutil.copy(path, tmp_path / path.name)
     shutil.copytree(REPO / "pipelines", tmp_path / "pipelines")
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["train"]["run"] = "renamed"
@@ -35,7 +35,12 @@ def repo(tmp_path):
 def test_every_pipeline_resolves_from_the_params_files_alone(repo):
     stages = run(["dvc", "stage", "list", "--all"], repo)
     assert "runs/renamed" in stages  # train's output follows train.run
-    for line in ("pipelines/hpo/dvc.yaml:hpo", "pipelines/cyclegan/dvc.yaml:promote"):
+    for line in (
+        "pipelines/hpo/dvc.yaml:hpo",
+        "pipelines/cyclegan/dvc.yaml:promote",
+        "pipelines/stylegan2/dvc.yaml:promote",
+        "pipelines/biggan/dvc.yaml:promote",
+    ):
         assert line in stages
 
 

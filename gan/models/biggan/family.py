@@ -175,6 +175,7 @@ class BigGAN(GANFamily):
         with torch.no_grad():
             fake, y = self._fake(real.shape[0])
         real_logits, fake_logits = self._d(real, labels), self._d(fake, y)
+        self.observe_real(real_logits)
         loss = d_loss(self.cfg.loss, real_logits, fake_logits)
         return loss, {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
 
