@@ -247,6 +247,8 @@ class TrainConfig(Section):
         if not isinstance(v, dict):
             raise ValueError("must be a mapping with a 'family' key")
         v = {"family": "dcgan", **v}
+        if not isinstance(v["family"], str):
+            raise ValueError("family must be the name of a model family, e.g. dcgan")
         try:
             config_class = family_config_class(v["family"])
         except GanError as exc:
@@ -515,20 +517,21 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = 
 
 def apply_override(data: Any, item: str) -> None:
     """Set one dotted ``key=value`` (the value read as YAML) in the params mapping."""
+    shown = repr(item if len(item) <= 60 else f"{item[:60]}...")
     if "=" not in item:
-        raise GanError(f"override {item!r}: expected key=value")
+        raise GanError(f"override {shown}: expected key=value")
     key, raw = item.split("=", 1)
     parts = key.strip().split(".")
     if not all(p.strip() for p in parts):
-        raise GanError(f"override {item!r}: the key needs a name between each '.'")
+        raise GanError(f"override {shown}: the key needs a name between each '.'")
     if not isinstance(data, dict):
-        raise GanError(f"override {item!r}: the params file is not a mapping of sections")
+        raise GanError(f"override {shown}: the params file is not a mapping of sections")
     node = data
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise GanError(f"override {item!r}: {p} is not a section")
-    node[parts[-1]] = _yaml(raw, f"override {item!r}")
+            raise GanError(f"override {shown}: {p} is not a section")
+    node[parts[-1]] = _yaml(raw, f"override {shown}")
 
 
 def dump_section(section: BaseModel) -> dict[str, Any]:

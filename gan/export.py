@@ -75,6 +75,8 @@ def load_export(path: str | Path, device: str | torch.device = "cpu") -> Exporte
         G = family.build_generator(cfg, data)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise GanError(f"{config}: not a valid generator config ({exc})") from None
+    except GanError as exc:  # e.g. an unknown family
+        raise GanError(f"{config}: {exc}") from None
     try:
         state = load_file(str(weights))
         G.load_state_dict(state)

@@ -140,7 +140,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     tmp_path = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # exist_ok covers folders: a part of the path is a file
+            raise OSError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
         clean_stale_temps(path.parent)
         prefix = f".{path.name}.{os.getpid()}@{_HOST}."
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)

@@ -110,3 +110,18 @@ def unpaired16(tmp_path_factory) -> Path:
     }
     write_json(out / "manifest.json", manifest)
     return out
+
+
+@pytest.fixture(scope="session")
+def dcgan_export(tmp_path_factory) -> Path:
+    """An untrained, tiny DCGAN export (16x16 grey): enough for loading and sampling."""
+    from gan.config import dump_section
+    from gan.export import save_export
+    from gan.models import get_family
+    from gan.models.family import DataInfo
+
+    family = get_family("dcgan")
+    cfg = family.config_class.model_validate({"family": "dcgan", "z_dim": 8, "width": 8})
+    data = DataInfo(resolution=16, channels=1)
+    out = tmp_path_factory.mktemp("export")
+    return save_export(out, "dcgan", dump_section(cfg), data, family.build_generator(cfg, data))
