@@ -89,15 +89,18 @@ def _restore(session: Session, cfg: TrainConfig) -> None:
             _log(f"warm-started networks from {cfg.init_from}")
 
 
-def _grid(session: Session, cfg: TrainConfig, path: Path) -> None:
+def _grid(session: Session, cfg: TrainConfig, paths: list[Path], G=None) -> None:
+    """The fixed-latent grid at `paths`, from `G` or a fresh inference copy of G_ema."""
     family, device = session.family, session.precision.device
     labels_for = _labels_for(session.data.num_classes)
-    G = inference_copy(family.nets[family.export_net], family, labels_for)
+    if G is None:
+        G = inference_copy(family.nets[family.export_net], family, labels_for)
     gen = torch.Generator(device=device).manual_seed(GRID_SEED + cfg.seed)
     labels = labels_for(cfg.grid_size, device) if labels_for else None
     with torch.no_grad():
         images = family.preview(G, cfg.grid_size, gen, labels=labels)
-    save_grid(images, path, scale=max(1, 64 // session.data.resolution))
+    for path in paths:
+        save_grid(images, path, scale=max(1, 64 // session.data.resolution))
 
 
 def _labels_for(num_classes: int):
@@ -263,8 +266,8 @@ def _steps(
                 {k: f"{v:.3g}" for k, v in row.items() if k.startswith("loss_")}
                 | {"img/s": f"{img_s:.0f}"}
             )
-        if main and (done % cfg.sample_every == 0 or last):
-            _grid(session, cfg, run_dir / "samples" / f"step-{done:08d}.png")
+        if main and done % cfg.sample_every == 0 and not last:  # the last: _finish's copy
+            _grid(session, cfg, [run_dir / "samples" / f"step-{done:08d}.png"])
         if saving:
             state = session.state_dict()  # collective: gathers every rank's random streams
             if main:
@@ -315,7 +318,13 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         family.nets[family.export_net], family, _labels_for(session.data.num_classes)
     )
     save_export(run_dir / "export", family.name, dump_section(cfg.model), session.data, G)
-    _grid(session, cfg, run_dir / "samples.png")
+    # one set of sampling statistics for the export and both final grids (they are slow)
+    _grid(
+        session,
+        cfg,
+        [run_dir / "samples" / f"step-{cfg.steps:08d}.png", run_dir / "samples.png"],
+        G,
+    )
     ckpt = latest_checkpoint(run_dir)
     images = session.images_seen * session.ranks.world_size
     summary = {
