@@ -7,6 +7,7 @@ This is what evaluation measures, what the registry promotes and what `gan sampl
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gan.errors import GanError
-from gan.io import atomic_path, write_json
+from gan.io import FILE_MODE, atomic_path, write_json
 from gan.models import get_family
 from gan.models.family import DataInfo
 
@@ -46,6 +47,7 @@ def save_export(
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
     with atomic_path(out_dir / WEIGHTS) as tmp:
         save_file(tensors, str(tmp))
+        os.chmod(tmp, FILE_MODE)  # safetensors writes a new 0600 file; exports are shared
     meta = {"family": family_name, "model": model_cfg, "data": data.to_dict(), **(extra or {})}
     write_json(out_dir / CONFIG, meta)
     return out_dir

@@ -18,7 +18,7 @@ from test_hpo_support import PARAMS
 
 from gan.config import load_params
 from gan.errors import GanError
-from gan.hpo import load, make_pruner, make_sampler, open_study, prepare, run
+from gan.hpo import best, load, make_pruner, make_sampler, open_study, prepare, run
 from gan.hpo.report import apply_best, trials_frame, write_results
 from gan.hpo.space import check_space
 
@@ -220,3 +220,13 @@ def test_cyclegan_trials_are_measured_as_evaluate_measures_them(params_file, unp
         evaluated = measure(params.evaluate, export).metrics
         assert trial.value == pytest.approx(evaluated["fid"], rel=1e-5)
         assert trial.user_attrs["kid"] == pytest.approx(evaluated["kid"], rel=1e-5)
+
+
+def test_the_objective_is_named_and_best_json_keeps_the_studys_budget(params_file):
+    params = load_params(
+        params_file, ["hpo.n_trials=1", "hpo.budget_steps=6", "hpo.report_every=6"]
+    )
+    run(params)
+    assert load(params).metric_names == [params.hpo.objective]  # the dashboard's axis label
+    later = load_params(params_file, ["hpo.budget_steps=500", "hpo.report_every=100"])
+    assert best(later)["budget_steps"] == 6  # what the study ran, not today's params.yaml

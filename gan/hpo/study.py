@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,9 @@ def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optu
     study = optuna.create_study(
         study_name=hpo.study, storage=storage, direction=direction(hpo.objective), **kwargs
     )
+    with warnings.catch_warnings():  # experimental in Optuna; names "fid", not "Objective 0"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([hpo.objective])  # what optuna-dashboard and plots show
     values = current_values(params.train, hpo.space) if hpo.enqueue_current else None
     if values is not None:  # first trial: what params.yaml trains now, as the baseline
         study.enqueue_trial(values, user_attrs={"source": "params.yaml"})
