@@ -258,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     except GanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full or read-only disk under a write gan.io does not own
+        from gan.io import disk_error
+
+        if (error := disk_error(exc)) is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except Interrupted as exc:  # stopped cleanly, e.g. training after saving a checkpoint
         print(f"stopped: {exc}", file=sys.stderr)
         return exc.code

@@ -74,6 +74,15 @@ def write_error(path: Path, exc: BaseException) -> GanError | None:
     return GanError(f"{path}: cannot write: {cause}")
 
 
+def disk_error(exc: OSError) -> GanError | None:
+    """A disk failure raised outside atomic_path (a mkdir, a library writing on its own) as
+    the same one-line GanError, for the CLI's last line of defence; None for other errors."""
+    cause = _CAUSES.get(exc.errno or -1)
+    if cause is None or exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG):
+        return None
+    return GanError(f"{exc.filename or 'a file'}: {cause}")
+
+
 def _existing(folder: Path) -> Path:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -60,6 +60,25 @@ def test_ctrl_c_elsewhere_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == "stopped: interrupted"
 
 
+def test_disk_error_outside_gan_io_is_one_line(monkeypatch, capsys):
+    import errno
+
+    import gan.cli
+
+    def read_only(args):
+        raise OSError(errno.EROFS, "Read-only file system", "/data/raw/digits")
+
+    def other(args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(gan.cli, "cmd_prepare", read_only)
+    assert main(["prepare"]) == 2
+    assert capsys.readouterr().err.strip() == "error: /data/raw/digits: read-only file system"
+    monkeypatch.setattr(gan.cli, "cmd_prepare", other)
+    with pytest.raises(OSError):  # not a disk-space or permission problem: a real bug
+        main(["prepare"])
+
+
 # ------------------------------------------------------------------ signals during training
 
 
