@@ -13,6 +13,31 @@ from gan.export import load_export
 from gan.grid import save_gif, save_grid
 from gan.registry.resolve import resolve_model
 
+MAX_IMAGES = 4096  # a 64x64 grid; more is neither viewable nor a sane PNG
+MAX_SEEDS = 64
+MAX_FRAMES = 1000
+
+
+def _check_request(
+    n: int, out: str | Path, seed: int, truncation: float, seeds: list[int], frames: int
+) -> None:
+    """Refuse what cannot make a sensible picture before the model is loaded."""
+    if not math.isfinite(truncation) or truncation < 0:
+        raise GanError(f"--truncation must be a finite number >= 0, not {truncation}")
+    if not 0 < n <= MAX_IMAGES:
+        raise GanError(f"-n must be between 1 and {MAX_IMAGES}, not {n}")
+    if not 1 <= frames <= MAX_FRAMES:
+        raise GanError(f"--frames must be between 1 and {MAX_FRAMES}, not {frames}")
+    if len(seeds) > MAX_SEEDS:
+        raise GanError(f"at most {MAX_SEEDS} seeds per grid or walk, not {len(seeds)}")
+    bad = [s for s in (seed, *seeds) if not 0 <= s < 2**32]
+    if bad:
+        raise GanError(f"seeds must be between 0 and 2**32 - 1, not {bad[0]}")
+    if Path(out).is_dir():
+        raise GanError(
+            f"--out {out}: is a folder; give a file name such as {Path(out) / 'samples.png'}"
+        )
+
 
 def _labels(
     labels: Sequence[int] | torch.Tensor | None, n: int, num_classes: int, conditional: bool
@@ -47,8 +72,12 @@ def sample(
     the rows, fine from the columns, split at `crossover`); `interpolate` = seeds writes a
     strip of `frames` steps between consecutive seeds, and the same walk as a GIF beside it.
     """
-    if not math.isfinite(truncation) or truncation < 0:
-        raise GanError(f"truncation must be a finite number >= 0, not {truncation}")
+    seeds = [*(mix[0] + mix[1] if mix else []), *(interpolate or [])]
+    _check_request(
+        n if mix is None and interpolate is None else 1, out, seed, truncation, seeds, frames
+    )
+    if mix is not None and not (mix[0] and mix[1]):
+        raise GanError("--mix needs at least one row seed and one column seed")
     exported = load_export(resolve_model(model, registry))
     G, family = exported.generator, exported.family
     scale = max(1, 64 // exported.data.resolution)
@@ -71,8 +100,6 @@ def sample(
             walk = family.interpolate(G, interpolate, frames, truncation, labels=classes)
             save_gif(walk, Path(out).with_suffix(".gif"), scale=scale)
             return save_grid(walk, out, nrow=len(walk), scale=scale)
-        if n <= 0:
-            raise GanError(f"-n must be greater than 0, not {n}")
         y = _labels(labels, n, exported.data.num_classes, exported.conditional)
         rng = torch.Generator().manual_seed(seed)
         images = family.generate(G, n, generator=rng, labels=y, truncation=truncation)
