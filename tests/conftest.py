@@ -125,3 +125,30 @@ def dcgan_export(tmp_path_factory) -> Path:
     data = DataInfo(resolution=16, channels=1)
     out = tmp_path_factory.mktemp("export")
     return save_export(out, "dcgan", dump_section(cfg), data, family.build_generator(cfg, data))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks: a second thread only adds synchronisation, badly so on a shared CPU.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def straight_and_resumed(make_cfg, tmp_path: Path, interrupt_at: int = 8):
+    """Train make_cfg(dir) once straight and once stopped after `interrupt_at` steps and
+    resumed; returns both configs and both final checkpoints, for exact-resume tests."""
+    from gan.io import load_torch
+    from gan.training.checkpoint import list_checkpoints
+    from gan.training.loop import train
+
+    straight = make_cfg(tmp_path / "a")
+    train(straight)
+    train(make_cfg(tmp_path / "b").model_copy(update={"steps": interrupt_at}))
+    resumed = make_cfg(tmp_path / "b")
+    assert train(resumed)["resumed_from_step"] == interrupt_at
+    a = load_torch(list_checkpoints(straight.run_dir)[-1])
+    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    return straight, resumed, a, b

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import assert_same_state
+from conftest import assert_same_state, straight_and_resumed
 from test_training import tiny
 
 from gan.config import AdaConfig, AugmentConfig, OptimConfig, TrainConfig, dump_section
@@ -194,13 +194,9 @@ def test_ada_off_is_the_former_diffaugment_and_unwritten_ada_is_not_dumped():
 
 def test_dcgan_with_ada_resumes_exactly_and_logs_p(digits16, tmp_path):
     ada = {"translate": 0.125, "ada": {"mode": "adaptive", "p": 0.2, "interval": 2, "kimg": 0.5}}
-    straight = tiny(digits16, tmp_path / "a", augment=ada)
-    train(straight)
-    train(tiny(digits16, tmp_path / "b", augment=ada).model_copy(update={"steps": 8}))
-    resumed = tiny(digits16, tmp_path / "b", augment=ada)
-    assert train(resumed)["resumed_from_step"] == 8
-    a = load_torch(list_checkpoints(straight.run_dir)[-1])
-    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    straight, resumed, a, b = straight_and_resumed(
+        lambda d: tiny(digits16, d, augment=ada), tmp_path
+    )
     assert_same_state(a["nets"], b["nets"], "nets")
     assert_same_state(a["rng"], b["rng"], "rng")  # includes ADA's stream, p and pending signs
     log_a = pd.read_csv(straight.run_dir / "log.csv")

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_same_state, digits_tensors, write_dataset
+from conftest import assert_same_state, digits_tensors, straight_and_resumed, write_dataset
 from test_training import tiny
 
 from gan.config import OptimConfig
 from gan.errors import GanError
 from gan.export import load_export
-from gan.io import load_torch
 from gan.models import get_family
 from gan.models.family import DataInfo
 from gan.sample import sample
-from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 
-MODEL = {"family": "biggan", "ch": 8, "z_dim": 20, "shared_dim": 8, "attention": 16, "standing_stats": 2}
+MODEL = {
+    "family": "biggan",
+    "ch": 8,
+    "z_dim": 20,
+    "shared_dim": 8,
+    "attention": 16,
+    "standing_stats": 2,
+}
 
 
 def bg_tiny(data, tmp_path, **overrides):
@@ -55,13 +60,7 @@ def test_parity_through_the_family_registry(monkeypatch, res, model, classes, g_
 
 
 def test_trains_with_official_optimiser_defaults_and_resumes_exactly(digits32, tmp_path):
-    straight = bg_tiny(digits32, tmp_path / "a")
-    train(straight)
-    train(bg_tiny(digits32, tmp_path / "b").model_copy(update={"steps": 8}))
-    resumed = bg_tiny(digits32, tmp_path / "b")
-    assert train(resumed)["resumed_from_step"] == 8
-    a = load_torch(list_checkpoints(straight.run_dir)[-1])
-    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    _, _, a, b = straight_and_resumed(lambda d: bg_tiny(digits32, d), tmp_path)
     for key in ("nets", "optimizers", "rng"):
         assert_same_state(a[key], b[key], key)
     assert any(k.endswith("weight_u") for k in a["nets"]["G"])  # power-iteration vectors

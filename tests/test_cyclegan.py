@@ -32,14 +32,7 @@ from gan.training.loop import train
 from gan.training.session import lr_factor
 from gan.translate import translate
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: a second thread only adds synchronisation, badly so on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(data, tmp_path, **overrides) -> TrainConfig:

@@ -9,7 +9,7 @@ import types
 import pandas as pd
 import pytest
 import torch
-from conftest import assert_same_state
+from conftest import assert_same_state, straight_and_resumed
 from test_training import tiny
 
 from gan.data.shards import load_split
@@ -105,13 +105,7 @@ def test_lazy_phase_runs_every_k_steps_with_gain_k_and_adjusted_optimiser(digits
 
 
 def test_persistent_family_state_and_ema_hook_resume_exactly(digits16, tmp_path, toy):
-    straight = tiny(digits16, tmp_path / "a")
-    train(straight)
-    train(tiny(digits16, tmp_path / "b").model_copy(update={"steps": 8}))
-    resumed = tiny(digits16, tmp_path / "b")
-    assert train(resumed)["resumed_from_step"] == 8
-    a = load_torch(list_checkpoints(straight.run_dir)[-1])
-    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    _, _, a, b = straight_and_resumed(lambda d: tiny(digits16, d), tmp_path)
     assert a["family_state"]["count"] == b["family_state"]["count"] == 6
     assert_same_state(a["nets"], b["nets"], "nets")
     assert_same_state(a["optimizers"], b["optimizers"], "optimizers")

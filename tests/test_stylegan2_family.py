@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_same_state
+from conftest import assert_same_state, straight_and_resumed
 from test_training import tiny
 
 from gan.cli import main
@@ -77,13 +77,7 @@ def test_lazy_phases_run_on_their_steps(digits16, tmp_path):
 
 @pytest.mark.parametrize("variant", [{}, {"loss": "wgan-gp", "conditional": True}])
 def test_interrupted_and_resumed_run_equals_uninterrupted(digits16, tmp_path, variant):
-    straight = sg_tiny(digits16, tmp_path / "a", model=variant)
-    train(straight)
-    train(sg_tiny(digits16, tmp_path / "b", model=variant).model_copy(update={"steps": 8}))
-    resumed = sg_tiny(digits16, tmp_path / "b", model=variant)
-    assert train(resumed)["resumed_from_step"] == 8
-    a = load_torch(list_checkpoints(straight.run_dir)[-1])
-    b = load_torch(list_checkpoints(resumed.run_dir)[-1])
+    _, _, a, b = straight_and_resumed(lambda d: sg_tiny(digits16, d, model=variant), tmp_path)
     for key in ("nets", "optimizers", "rng", "family_state"):
         assert_same_state(a[key], b[key], key)
 

@@ -24,13 +24,7 @@ from gan.models.stylegan2.discriminator import mbstd_groups
 TINY = dict(channel_base=512, channel_max=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: a second thread only adds synchronisation on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_G(res: int = 16, channels: int = 3, c_dim: int = 0) -> Generator:
