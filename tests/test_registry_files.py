@@ -128,3 +128,12 @@ def test_registry_show_into_a_closed_pipe_has_no_traceback(tmp_path):
         )  # fmt: skip
         os.close(write)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_a_registry_of_the_older_shared_layout_is_pointed_out(tmp_path):
+    promoted(tmp_path)  # registry/history.jsonl: the layout before registry/<dataset>
+    run = make_run(tmp_path, "second", seed=2)
+    cfg = config(tmp_path, run, make_eval(tmp_path, {"fid": 3.0}))
+    cfg = cfg.model_copy(update={"registry": str(tmp_path / "registry" / "digits")})
+    with pytest.warns(UserWarning, match="older layout"):
+        assert promote(cfg)["version"] == 1

@@ -8,6 +8,7 @@ Markdown report (with the sample grid beside it) for a person to read.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from gan.export import load_export
 from gan.io import read_json, write_bytes, write_json, write_text
 from gan.metrics.protocol import comparable_protocol
 from gan.registry.decision import Rule
-from gan.registry.store import Candidate, Registry
+from gan.registry.store import HISTORY, Candidate, Registry
 from gan.training.checkpoint import latest_checkpoint
 
 PROTOCOL = "protocol.json"
@@ -97,6 +98,13 @@ def promote(cfg: PromoteConfig, evaluation: EvaluateConfig | None = None) -> dic
     """
     cand = gather(cfg)
     registry = Registry(cfg.registry)
+    older = registry.root.parent / HISTORY
+    if older.is_file() and not registry.history_path.exists():
+        warnings.warn(
+            f"{older}: a registry of the older layout (one for every dataset); this dataset's "
+            f"is now {registry.root}, so move that registry's files there to keep its champion",
+            stacklevel=2,
+        )
     remeasure = None
     if evaluation is not None:
 
