@@ -14,5 +14,6 @@ def serve(sub: argparse._SubParsersAction) -> None:
     """`gan serve`: every prefect.yaml deployment with its schedule (flows/serve.py)."""
     from flows.serve import add_arguments, run
 
-    parser = sub.add_parser("serve", help="serve every prefect.yaml deployment with its schedule")
+    about = "serve every prefect.yaml deployment with its schedule"
+    parser = sub.add_parser("serve", help=about, description=about)
     add_arguments(parser).set_defaults(fn=run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -104,8 +105,17 @@ def cmd_sample(args):
         crossover=args.crossover,
         interpolate=args.seeds if args.interpolate else None,
         frames=args.frames,
+        out_dir=args.out_dir,
     )
-    print(out)
+    print(f"{args.n} PNGs in {out}" if args.out_dir else out)
+
+
+def cmd_export_images(args):
+    from gan.pngs import export_split
+
+    data = args.data or _params(args).evaluate.data
+    count = export_split(data, args.split, args.out)
+    print(f"{count} PNGs of the {args.split} split of {data} in {args.out}")
 
 
 def cmd_hpo(args):
@@ -157,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def stage(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help)
+        sp = sub.add_parser(name, help=help, description=help)
         sp.add_argument(
             "-p", "--params", default="params.yaml", help="params file (default params.yaml)"
         )
@@ -188,7 +198,14 @@ def _parser() -> argparse.ArgumentParser:
         "--model", default="champion", help="champion, a registry version (v3) or an export dir"
     )
     s.add_argument("-n", type=int, default=64, help="number of images in the grid")
-    s.add_argument("--out", default="samples.png", help="PNG file to write")
+    s.add_argument("--out", default="samples.png", help="PNG file of the grid (not a folder)")
+    s.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write the -n images one PNG each into this new or empty folder instead of a "
+        "grid (for torch-fidelity's CLI, clean-fid or pytorch-fid; pair it with "
+        "`gan export-images`)",
+    )
     s.add_argument("--seed", type=int, default=0, help="seed of the latents")
     s.add_argument(
         "--truncation",
@@ -223,6 +240,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="--interpolate seeds")
     s.add_argument("--frames", type=int, default=8, help="--interpolate steps between two seeds")
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    ex = stage(
+        "export-images",
+        cmd_export_images,
+        "write a split of the processed data as PNGs, for other FID tools",
+    )
+    ex.add_argument("--split", default="test", help="train or test (default test)")
+    ex.add_argument("--out", required=True, metavar="DIR", help="new or empty folder for the PNGs")
+    ex.add_argument("--data", help="processed dataset dir (default: preprocess.output in params)")
     tr = stage("translate", cmd_translate, "translate a folder of images with a CycleGAN model")
     tr.add_argument(
         "--model", default="champion", help="champion, a registry version (v3) or an export dir"
@@ -236,7 +261,13 @@ def _parser() -> argparse.ArgumentParser:
     h = stage(
         "hpo", cmd_hpo, "Optuna search over train params: run a worker, show or apply the best"
     )
-    h.add_argument("action", choices=["run", "best", "apply"])
+    h.add_argument(
+        "action",
+        choices=["run", "best", "apply"],
+        help="run: a worker that runs trials (with others, on the same storage) until the "
+        "study holds hpo.n_trials, then reports the best; best: write best.json, trials.csv/md "
+        "and history.png of the study; apply: write the best trial's params into params.yaml",
+    )
     h.add_argument(
         "--trials",
         type=int,
@@ -255,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.fn(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+    except BrokenPipeError:  # `gan registry show | head` stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except GanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

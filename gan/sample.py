@@ -11,15 +11,18 @@ import torch
 from gan.errors import GanError
 from gan.export import load_export
 from gan.grid import save_gif, save_grid
+from gan.pngs import write_pngs
 from gan.registry.resolve import resolve_model
 
 MAX_IMAGES = 4096  # a 64x64 grid; more is neither viewable nor a sane PNG
 MAX_SEEDS = 64
 MAX_FRAMES = 1000
+MAX_PNGS = 1_000_000  # --out-dir: one PNG each, generated BATCH at a time
+BATCH = 256
 
 
 def _check_request(
-    n: int, out: str | Path, seed: int, truncation: float, seeds: list[int], frames: int
+    n: int, out: str | Path | None, seed: int, truncation: float, seeds: list[int], frames: int
 ) -> None:
     """Refuse what cannot make a sensible picture before the model is loaded."""
     if not math.isfinite(truncation) or truncation < 0:
@@ -33,7 +36,7 @@ def _check_request(
     bad = [s for s in (seed, *seeds) if not 0 <= s < 2**32]
     if bad:
         raise GanError(f"seeds must be between 0 and 2**32 - 1, not {bad[0]}")
-    if Path(out).is_dir():
+    if out is not None and Path(out).is_dir():
         raise GanError(
             f"--out {out}: is a folder; give a file name such as {Path(out) / 'samples.png'}"
         )
@@ -65,17 +68,26 @@ def sample(
     crossover: int | None = None,
     interpolate: list[int] | None = None,
     frames: int = 16,
+    out_dir: str | Path | None = None,
 ) -> Path:
     """Generate `n` images with a fixed seed and write them as one PNG grid at `out`.
 
     `mix` = (row seeds, column seeds) writes a style-mixing grid instead (coarse styles from
     the rows, fine from the columns, split at `crossover`); `interpolate` = seeds writes a
     strip of `frames` steps between consecutive seeds, and the same walk as a GIF beside it.
+    With `out_dir`, the `n` images are written one PNG each instead (for other FID tools).
     """
     seeds = [*(mix[0] + mix[1] if mix else []), *(interpolate or [])]
-    _check_request(
-        n if mix is None and interpolate is None else 1, out, seed, truncation, seeds, frames
-    )
+    if out_dir is not None:
+        if mix is not None or interpolate is not None:
+            raise GanError("--out-dir writes -n single images; --mix and --interpolate are grids")
+        if not 0 < n <= MAX_PNGS:
+            raise GanError(f"-n must be between 1 and {MAX_PNGS} with --out-dir, not {n}")
+        _check_request(1, None, seed, truncation, seeds, frames)
+    else:
+        _check_request(
+            n if mix is None and interpolate is None else 1, out, seed, truncation, seeds, frames
+        )
     if mix is not None and not (mix[0] and mix[1]):
         raise GanError("--mix needs at least one row seed and one column seed")
     exported = load_export(resolve_model(model, registry))
@@ -102,5 +114,15 @@ def sample(
             return save_grid(walk, out, nrow=len(walk), scale=scale)
         y = _labels(labels, n, exported.data.num_classes, exported.conditional)
         rng = torch.Generator().manual_seed(seed)
+        if out_dir is not None:
+            batches = (
+                family.generate(
+                    G, min(BATCH, n - i), generator=rng, truncation=truncation,
+                    labels=None if y is None else y[i : i + BATCH],
+                )
+                for i in range(0, n, BATCH)
+            )  # fmt: skip
+            write_pngs(batches, out_dir)
+            return Path(out_dir)
         images = family.generate(G, n, generator=rng, labels=y, truncation=truncation)
     return save_grid(images, out, nrow=math.ceil(math.sqrt(n)))
