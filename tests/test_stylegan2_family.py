@@ -131,3 +131,38 @@ def test_conditional_needs_labels_and_resolution_is_checked(digits16, tmp_path):
         family(cfg, DataInfo(16, 1, 0), OptimConfig(), torch.device("cpu"), lambda x: x)
     with pytest.raises(ValueError, match="resolutions 16 to 1024"):
         family.build_generator(cfg, DataInfo(8, 1, 10))
+
+
+pytest_plugins = ["test_hpo_support"]  # fixtures: params_file (tiny params + classifier)
+
+
+def test_hpo_evaluate_and_promote_work_on_stylegan2(params_file, tmp_path):
+    """The space of params-stylegan2.yaml's comments searched for one trial, the trial's
+    export evaluated and promoted by the unchanged stages."""
+    import json
+
+    from gan.config import load_params
+    from gan.hpo import best, run
+    from gan.metrics.evaluate import evaluate
+    from gan.registry.promote import promote
+
+    space = {
+        "model.r1_gamma": {"low": 1e-3, "high": 10.0, "log": True},
+        "model.style_mixing": {"low": 0.0, "high": 0.9},
+        "model.pl_weight": {"low": 0.0, "high": 4.0},
+        "optim.g_lr": {"low": 5e-4, "high": 5e-3, "log": True},
+    }
+    model = json.dumps({**MODEL, "r1_every": 2, "pl_every": 2})
+    params = load_params(
+        params_file,
+        [f"train.model={model}", "hpo.n_trials=1", "hpo.budget_steps=4", "hpo.report_every=4",
+         f"hpo.space={json.dumps(space)}", "hpo.enqueue_current=false", "train.steps=4"],
+    )  # fmt: skip
+    assert run(params)["ran"] == 1
+    record = best(params)
+    assert record["value"] > 0 and set(record["params"]) == set(space)
+    train(params.train)
+    metrics = evaluate(params.evaluate)["metrics"]
+    assert metrics["fid"] > 0 and 0 <= metrics["classifier_confident"] <= 1
+    decision = promote(params.promote, params.evaluate)
+    assert decision["decision"] == "promoted"
