@@ -8,7 +8,7 @@
   statistics. Features: ``features`` (penultimate, for FID/KID/PRC), ``logits`` (for IS).
 - ``inception-v3-compat``: the standard extractor, only with a local weights file in
   `evaluate.inception_weights` (torch-fidelity's ``pt_inception-2015-12-05-6726825d.pth``).
-  torch-fidelity would unpickle that file with ``weights_only=False``, so we load it
+  torch-fidelity would unpickle that file with weights_only off, so we load it
   weights-only ourselves and register a subclass, ``ganops-inception-v3-compat-<sha12>``,
   that hands torch-fidelity the verified tensors; torch-fidelity never opens the file.
 - your own: ``mypkg.mymodule:name`` imports ``mypkg.mymodule`` (which must call
@@ -105,7 +105,7 @@ class InceptionFromState(FeatureExtractorInceptionV3):
     """torch-fidelity's InceptionV3 built from tensors we loaded weights-only.
 
     Its constructor only accepts a path (or file object) it unpickles with
-    weights_only=False, so it is given an in-memory copy of the verified state dict:
+    weights_only off, so it is given an in-memory copy of the verified state dict:
     bytes this process serialised from plain tensors, never a file from disk.
     """
 

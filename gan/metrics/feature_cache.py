@@ -1,7 +1,7 @@
 """Reference features on disk in a format that cannot run code: safetensors, verified on load.
 
 torch-fidelity's own cache (``cache=True``) unpickles ``.pt`` files with
-``weights_only=False``, so a file planted in its cache folder would run when evaluation
+weights_only off, so a file planted in its cache folder would run when evaluation
 starts (DESIGN principle 5). We never turn it on; the reference side's features are kept
 here instead, one file per reference:
 

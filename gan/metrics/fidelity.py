@@ -1,7 +1,7 @@
 """FID, KID, IS and precision/recall through torch-fidelity's own functions, without its cache.
 
 `torch_fidelity.calculate_metrics` would read and write pickles in its cache folder
-(loaded with weights_only=False), so we run its steps ourselves with the same functions
+(loaded with weights_only off), so we run its steps ourselves with the same functions
 and the same arguments: build the registered extractor, extract features batch by batch,
 then `fid_features_to_statistics` + `fid_statistics_to_metric`, `kid_features_to_metric`,
 `isc_features_to_metric` and `prc_features_to_metric`. The numbers are those of

@@ -19,14 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gan.errors import GanError
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from gan.io import fsync_path
 
 
 @contextlib.contextmanager
@@ -42,8 +35,8 @@ def replaced_dir(out: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         for p in tmp.rglob("*"):
             if p.is_file():
-                _fsync(p)
-        _fsync(tmp)
+                fsync_path(p)
+        fsync_path(tmp)
         if out.exists():
             os.rename(out, old)
         try:
@@ -52,7 +45,7 @@ def replaced_dir(out: str | os.PathLike) -> Iterator[Path]:
             if old.exists() and not out.exists():
                 os.rename(old, out)  # put the previous outputs back
             raise
-        _fsync(out.parent)
+        fsync_path(out.parent)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
