@@ -97,6 +97,8 @@ class GANFamily(ABC):
     # What a trained model does: "sample" (generate from latents) or "translate" images.
     task: ClassVar[Literal["sample", "translate"]] = "sample"
     standing_batches: int = 16  # batches for the exported G's batch-norm statistics
+    # Adam settings of the family's paper, used where params.yaml leaves train.optim unset
+    optim_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -141,14 +143,29 @@ class GANFamily(ABC):
     def optimizers(self) -> dict[str, OptimizerSpec]:
         """One Adam optimiser per name; phases refer to them by that name.
 
-        Default: "G" over nets["G"] and "D" over nets["D"] with train.optim's settings;
-        a family with other groups (mapping-network lr multipliers) overrides it.
+        Default: "G" over nets["G"] and "D" over nets["D"] with train.optim's settings,
+        except those params.yaml leaves unset and the family has its paper's value for
+        (`optim_defaults`); a family with other groups overrides it.
         """
         o = self.optim
+
+        def setting(key: str):
+            if key in o.model_fields_set or key not in self.optim_defaults:
+                return getattr(o, key)
+            return self.optim_defaults[key]
+
         return {
-            "G": OptimizerSpec(list(self.nets["G"].parameters()), o.g_lr, o.g_betas),
-            "D": OptimizerSpec(list(self.nets["D"].parameters()), o.d_lr, o.d_betas),
+            net: OptimizerSpec(
+                list(self.nets[net].parameters()),
+                setting(f"{net.lower()}_lr"),
+                tuple(setting(f"{net.lower()}_betas")),
+                eps=self.adam_eps(),
+            )
+            for net in ("G", "D")
         }
+
+    def adam_eps(self) -> float:
+        return 1e-8
 
     def rank_streams(self, seed: int) -> None:
         """Give a data-parallel rank its own draws in streams seeded at construction (the

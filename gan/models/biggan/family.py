@@ -10,7 +10,7 @@ batch-norm statistics over `standing_stats` batches (see docs/biggan.md).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -22,7 +22,7 @@ from gan.models.biggan.discriminator import Discriminator
 from gan.models.biggan.generator import Generator
 from gan.models.biggan.regularisation import orthogonal_regularisation
 from gan.models.biggan.sampling import truncated_normal
-from gan.models.family import Batch, DataInfo, GANFamily, OptimizerSpec, Phase
+from gan.models.family import Batch, DataInfo, GANFamily, Phase
 
 # The official launch scripts' Adam settings, used when params.yaml does not set train.optim.
 DEFAULT_G_LR, DEFAULT_D_LR = 1e-4, 4e-4
@@ -55,6 +55,9 @@ def attention_for(res: int, attention: int) -> int:
 class BigGAN(GANFamily):
     name = "biggan"
     config_class = BigGANConfig
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "g_lr": DEFAULT_G_LR, "d_lr": DEFAULT_D_LR, "g_betas": DEFAULT_BETAS, "d_betas": DEFAULT_BETAS
+    }  # fmt: skip
     conditional = True
 
     def __init__(self, cfg: BigGANConfig, data, optim, device, augment) -> None:
@@ -132,28 +135,8 @@ class BigGAN(GANFamily):
         return torch.cat(frames)
 
     # -- objective -----------------------------------------------------------------------
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        """train.optim's settings where params.yaml sets them, else the official ones."""
-        o, explicit = self.optim, self.optim.model_fields_set
-
-        def pick(key: str, default):
-            return getattr(o, key) if key in explicit else default
-
-        eps = self.cfg.adam_eps
-        return {
-            "G": OptimizerSpec(
-                list(self.nets["G"].parameters()),
-                pick("g_lr", DEFAULT_G_LR),
-                tuple(pick("g_betas", DEFAULT_BETAS)),
-                eps=eps,
-            ),
-            "D": OptimizerSpec(
-                list(self.nets["D"].parameters()),
-                pick("d_lr", DEFAULT_D_LR),
-                tuple(pick("d_betas", DEFAULT_BETAS)),
-                eps=eps,
-            ),
-        }
+    def adam_eps(self) -> float:
+        return self.cfg.adam_eps
 
     def phases(self) -> list[Phase]:
         return [

@@ -10,7 +10,7 @@ state (checkpointed, shared by data-parallel ranks).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import nn
 from gan.config import EmaConfig, ModelConfig
 from gan.errors import GanError
 from gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
-from gan.models.family import Batch, DataInfo, GANFamily, OptimizerSpec, Phase
+from gan.models.family import Batch, DataInfo, GANFamily, Phase
 from gan.models.stylegan2.discriminator import Discriminator
 from gan.models.stylegan2.generator import Generator
 from gan.models.stylegan2.regularizers import PathLengthPenalty, mix_styles
@@ -63,6 +63,11 @@ def check_resolution(resolution: int) -> None:
 class StyleGAN2(GANFamily):
     name = "stylegan2"
     config_class = StyleGAN2Config
+    # The official Adam settings (the mapping network's 0.01 lr multiplier lives in its
+    # equalised layers, so one lr serves every parameter).
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "g_lr": DEFAULT_LR, "d_lr": DEFAULT_LR, "g_betas": DEFAULT_BETAS, "d_betas": DEFAULT_BETAS
+    }  # fmt: skip
 
     def __init__(self, cfg: StyleGAN2Config, data, optim, device, augment) -> None:
         super().__init__(cfg, data, optim, device, augment)
@@ -125,27 +130,6 @@ class StyleGAN2(GANFamily):
         return G(z, c, truncation_psi=truncation, noise_mode="const", update_w_avg=False)
 
     # -- objective -----------------------------------------------------------------------
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        """train.optim's settings where params.yaml sets them, else the official ones.
-        The mapping network's 0.01 lr multiplier lives in its equalised layers."""
-        o, explicit = self.optim, self.optim.model_fields_set
-
-        def pick(key: str, default):
-            return getattr(o, key) if key in explicit else default
-
-        return {
-            "G": OptimizerSpec(
-                list(self.nets["G"].parameters()),
-                pick("g_lr", DEFAULT_LR),
-                tuple(pick("g_betas", DEFAULT_BETAS)),
-            ),
-            "D": OptimizerSpec(
-                list(self.nets["D"].parameters()),
-                pick("d_lr", DEFAULT_LR),
-                tuple(pick("d_betas", DEFAULT_BETAS)),
-            ),
-        }
-
     def phases(self) -> list[Phase]:
         cfg = self.cfg
         phases = [Phase("G_main", "G", self._g_main)]
