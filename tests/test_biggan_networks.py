@@ -47,6 +47,21 @@ def test_shapes(resolution, img_channels):
     assert D(x, y).shape == (3,)
 
 
+def test_width_plans_replace_the_official_ones():
+    kw = {"resolution": 32, "ch": 8, "n_classes": 10, "img_channels": 1, "attention": 0}
+    G = Generator(z_dim=20, shared_dim=16, widths=(4, 4, 2, 1), **kw)
+    D = Discriminator(widths=(1, 2, 4, 4), **kw)
+    assert [b.conv1.out_channels for b in G.blocks] == [32, 16, 8]
+    assert [b.conv1.out_channels for b in D.blocks] == [8, 16, 32, 32]
+    assert [b.downsample for b in D.blocks] == [True, True, True, False]
+    x = G(torch.randn(2, 20), torch.tensor([1, 2]))
+    assert x.shape == (2, 1, 32, 32) and D(x, torch.tensor([1, 2])).shape == (2,)
+    with pytest.raises(ValueError, match="g_widths needs 4 multipliers"):
+        Generator(z_dim=20, shared_dim=16, widths=(4, 2, 1), **kw)
+    with pytest.raises(ValueError, match="d_widths needs 2 to 4 multipliers"):
+        Discriminator(widths=(1, 2, 4, 4, 4), **kw)
+
+
 def test_hierarchical_latent_split_and_validation():
     G = tiny_g()  # 3 blocks + the input: 4 chunks of 5
     assert G.z_chunk == 5 and G.blocks[0].bn1.gain.in_features == 16 + 5

@@ -48,18 +48,39 @@ def _check(resolution: int) -> None:
         raise ValueError(f"BigGAN supports resolutions {RESOLUTIONS}, not {resolution}")
 
 
-def generator_stages(resolution: int, ch: int) -> list[Stage]:
+def generator_stages(
+    resolution: int, ch: int, widths: tuple[int, ...] | None = None
+) -> list[Stage]:
+    """``widths`` (multipliers of ``ch``, 4x4 input first) replaces the official plan."""
     _check(resolution)
-    w = [m * ch for m in _G_WIDTHS[resolution]]
+    if widths is not None and len(widths) != len(_G_WIDTHS[resolution]):
+        n = len(_G_WIDTHS[resolution])
+        raise ValueError(
+            f"g_widths needs {n} multipliers at resolution {resolution} (4x4 input, then one "
+            f"per block), not {len(widths)}"
+        )
+    w = [m * ch for m in (widths or _G_WIDTHS[resolution])]
     return [
         Stage(a, b, BOTTOM * 2 ** (i + 1), True)
         for i, (a, b) in enumerate(zip(w[:-1], w[1:], strict=True))
     ]
 
 
-def discriminator_stages(resolution: int, ch: int, img_channels: int) -> list[Stage]:
+def discriminator_stages(
+    resolution: int, ch: int, img_channels: int, widths: tuple[int, ...] | None = None
+) -> list[Stage]:
+    """``widths`` (block output multipliers of ``ch``) replaces the official plan; every
+    block but the last then halves the resolution, as the official 64-512 plans do."""
     _check(resolution)
     mults, down = _D_PLANS[resolution]
+    if widths is not None:
+        if len(widths) < 2 or resolution >> (len(widths) - 1) < BOTTOM:
+            raise ValueError(
+                f"d_widths needs 2 to {resolution.bit_length() - 2} multipliers at resolution "
+                f"{resolution} (every block but the last halves it, down to 4x4 at least), "
+                f"not {len(widths)}"
+            )
+        mults, down = tuple(widths), (True,) * (len(widths) - 1) + (False,)
     widths = [img_channels] + [m * ch for m in mults]
     stages, size = [], resolution
     for i, d in enumerate(down):

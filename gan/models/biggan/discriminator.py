@@ -33,9 +33,10 @@ class Discriminator(nn.Module):
         img_channels: int = 3,
         sn_eps: float = DEFAULT_EPS,
         n_power_iterations: int = 1,
+        widths: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
-        stages = discriminator_stages(resolution, ch, img_channels)
+        stages = discriminator_stages(resolution, ch, img_channels, widths)
         self.resolution, self.n_classes, self.img_channels = resolution, n_classes, img_channels
         sn = {"eps": sn_eps, "n_power_iterations": n_power_iterations}
         conv = functools.partial(SNConv2d, **sn)

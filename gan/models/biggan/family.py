@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from gan.config import ModelConfig
@@ -38,6 +38,9 @@ class BigGANConfig(ModelConfig):
     hier: bool = True
     attention: int = Field(64, ge=0)  # resolution of G's attention block; 0: none
     d_attention: int | None = Field(None, ge=0)  # D's; None: the same as G's
+    # channel plans as multiples of ch; None: the official plan for the resolution
+    g_widths: tuple[PositiveInt, ...] | None = None  # the 4x4 input, then one per block
+    d_widths: tuple[PositiveInt, ...] | None = None  # per block; all but the last halve
     loss: Literal["hinge", "nonsaturating"] = "hinge"
     d_steps: int = Field(2, ge=1, le=20)  # D steps per G step
     adam_eps: float = Field(1e-6, gt=0.0, lt=1.0)
@@ -76,6 +79,7 @@ class BigGAN(GANFamily):
             n_classes=data.num_classes,
             img_channels=data.channels,
             sn_eps=cfg.sn_eps,
+            widths=cfg.d_widths,
         )
         self.standing_batches = cfg.standing_stats
 
@@ -91,6 +95,7 @@ class BigGAN(GANFamily):
             n_classes=max(data.num_classes, 1),
             img_channels=data.channels,
             sn_eps=cfg.sn_eps,
+            widths=cfg.g_widths,
         )
 
     # -- sampling ------------------------------------------------------------------------

@@ -41,9 +41,10 @@ class Generator(nn.Module):
         bn_eps: float = 1e-5,
         sn_eps: float = DEFAULT_EPS,
         n_power_iterations: int = 1,
+        widths: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
-        stages = generator_stages(resolution, ch)
+        stages = generator_stages(resolution, ch, widths)
         slots = len(stages) + 1 if hier else 1
         if z_dim % slots:
             raise ValueError(
