@@ -220,7 +220,9 @@ def _train(
     assert_in_sync(session.family.nets, ranks)
     if not ranks.main:
         return {"rank": ranks.rank}
-    return _finish(session, cfg, seconds, start_step)
+    summary = _finish(session, cfg, seconds, start_step)
+    log.image(run_dir / "samples.png")  # the final grid, for dvclive's readers
+    return summary
 
 
 def _steps(
@@ -268,6 +270,7 @@ def _steps(
             )
         if main and done % cfg.sample_every == 0 and not last:  # the last: _finish's copy
             _grid(session, cfg, [run_dir / "samples" / f"step-{done:08d}.png"])
+            log.image(run_dir / "samples" / f"step-{done:08d}.png")
         if saving:
             state = session.state_dict()  # collective: gathers every rank's random streams
             if main:
