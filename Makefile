@@ -7,7 +7,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 ACTIVATE := . $(VENV)/bin/activate
 
-.PHONY: setup pipeline test lint services bench clean
+.PHONY: setup pipeline test lint services bench bench-gpu clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,15 @@ services:
 test: lint services
 	$(ACTIVATE) && pytest
 
+# Tables on stdout, JSON in reports/bench/; under 10 minutes on the 2-core reference CPU.
 bench: $(STAMP)
-	$(ACTIVATE) && python benchmarks/train_throughput.py && python benchmarks/ddp_scaling.py
+	$(ACTIVATE) && python benchmarks/vs_plain_loop.py && python benchmarks/families.py && \
+	  python benchmarks/train_throughput.py && python benchmarks/ddp_scaling.py
+
+# Every preset with bf16, channels_last and compile off and on, then torchrun over all GPUs.
+# Without CUDA: one line saying so, exit status 0.
+bench-gpu: $(STAMP)
+	$(ACTIVATE) && python benchmarks/gpu.py
 
 clean:
 	rm -rf runs reports models registry data/raw data/processed .cache

@@ -13,8 +13,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import harness
 import pandas as pd
-from train_throughput import dataset
 
 from gan.config import TrainConfig
 from gan.training.loop import train
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = dataset(Path(tmp) / "data", args.resolution, 1)
+        data = harness.random_dataset(Path(tmp) / "data", args.resolution, 1)
         for world in (int(w) for w in args.world_sizes.split(",")):
             cfg = TrainConfig.model_validate(
                 {"data": str(data), "runs_dir": str(Path(tmp) / "runs"), "run": f"w{world}",
@@ -42,7 +42,10 @@ def main() -> None:
             summary = train(cfg)
             rows.append({"world_size": world, "img_per_s": summary["img_per_s"],
                          "seconds": summary["seconds"], "device": summary["device"]})  # fmt: skip
+    env = harness.environment(args.device)
+    path = harness.write_report("ddp_scaling", {"environment": env, "rows": rows})
     print(pd.DataFrame(rows).to_string(index=False))
+    print(f"\n{harness.env_line(env)}; JSON: {path}")
 
 
 if __name__ == "__main__":

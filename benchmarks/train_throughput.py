@@ -11,27 +11,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import harness
 import pandas as pd
 import torch
 
 from gan.config import TrainConfig
-from gan.data.shards import load_split, write_split
+from gan.data.shards import load_split
 from gan.device import pick_device, pick_precision
-from gan.io import write_json
 from gan.training.loop import run_phases
 from gan.training.session import Session
-
-
-def dataset(root: Path, resolution: int, channels: int, n: int = 512) -> Path:
-    images = torch.randint(0, 256, (n, channels, resolution, resolution), dtype=torch.uint8)
-    labels = torch.zeros(n, dtype=torch.long)
-    shards = write_split(root, "train", images, labels, labels, 4096)
-    write_json(
-        root / "manifest.json",
-        {"resolution": resolution, "channels": channels, "classes": [], "domains": [],
-         "content_hash": f"bench-{resolution}-{channels}", "splits": {"train": {"count": n, "shards": shards}}},
-    )  # fmt: skip
-    return root
 
 
 def measure(data: Path, loss: str, batch: int, width: int, steps: int, device: str) -> float:
@@ -63,7 +51,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for res in map(int, args.resolutions.split(",")):
-            data = dataset(Path(tmp) / f"r{res}", res, 1)
+            data = harness.random_dataset(Path(tmp) / f"r{res}", res, 1)
             for loss in args.losses.split(","):
                 ips = measure(data, loss, batch=64, width=32, steps=args.steps, device=args.device)
                 rows.append(
@@ -76,11 +64,11 @@ def main() -> None:
                     }
                 )
                 print(rows[-1], flush=True)
+    env = harness.environment(args.device)
+    path = harness.write_report("train_throughput", {"environment": env, "rows": rows})
     print()
     print(pd.DataFrame(rows).to_markdown(index=False))
-    print(
-        f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, device {pick_device(args.device)}"
-    )
+    print(f"\n{harness.env_line(env)}; JSON: {path}")
 
 
 if __name__ == "__main__":
