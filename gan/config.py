@@ -12,7 +12,6 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -466,33 +465,10 @@ def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Pa
         raise GanError(_format_error(exc, source)) from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that a key given twice in one mapping is an error (the
-    plain loader keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep)
-
-
 def _yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        raise GanError(f"{source}: not valid YAML ({exc})") from None
-    except RecursionError:
-        raise GanError(f"{source}: nested too deeply to be a params file") from None
+    from gan.params_yaml import read_yaml  # here: gan.export loads a model without yaml
+
+    return read_yaml(text, source)
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:

@@ -1,7 +1,10 @@
 """The exported generator: safetensors weights plus a JSON config, usable without a checkpoint.
 
 This is what evaluation measures, what the registry promotes and what `gan sample` and
-`gan translate` load. Loading never executes code from a file (DESIGN principle 5).
+`gan translate` load. Loading never executes code from a file (DESIGN principle 5) and
+needs only torch, safetensors and the family's module (pydantic validates its config):
+no DVC, Prefect, Optuna, pandas or yaml. generator.json's `signature` says what the
+network takes and returns, for a reader without this code.
 """
 
 from __future__ import annotations
@@ -34,6 +37,43 @@ class Exported:
     conditional: bool = False  # the generator honours the labels it is given
 
 
+def signature(
+    family_name: str, model_cfg: dict[str, Any], data: DataInfo, classes: list[str] | None = None
+) -> dict[str, Any]:
+    """What the exported generator takes and returns, and how to call it."""
+    family = get_family(family_name)
+    images = {
+        "layout": "NCHW float32",
+        "shape": ["n", data.channels, data.resolution, data.resolution],
+        "channels": {1: "grayscale", 3: "RGB"}.get(data.channels, f"{data.channels} channels"),
+        "range": [-1.0, 1.0],
+        "to_uint8": "((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)",
+    }
+    load = "e = gan.export.load_export(folder)"
+    if family.task == "translate":
+        return {
+            "task": "translate",
+            "input": {**images, "meaning": "images of domain A (AtoB) or B (BtoA)"},
+            "output": {**images, "meaning": "the same images in the other domain"},
+            "directions": ["AtoB", "BtoA"],
+            "call": f"{load}; e.family.translate(e.generator, images, 'AtoB')",
+        }
+    conditional = family.is_conditional(family.config_class.model_validate(model_cfg), data)
+    labels: dict[str, Any] = {"conditional": conditional, "num_classes": data.num_classes}
+    if conditional:
+        labels["meaning"] = "int64 [n], class k of `classes` (the training data's folders)"
+        labels["classes"] = classes
+    return {
+        "task": "sample",
+        "input": {"z_dim": model_cfg.get("z_dim"), "latent": "float32 [n, z_dim], N(0, 1)"},
+        "labels": labels,
+        "output": images,
+        "call": f"{load}; e.family.generate(e.generator, n, torch.Generator().manual_seed(0)"
+        + (", labels=labels" if conditional else "")
+        + ", truncation=1.0)",
+    }
+
+
 def save_export(
     out_dir: str | Path,
     family_name: str,
@@ -41,14 +81,22 @@ def save_export(
     data: DataInfo,
     generator: nn.Module,
     extra: dict[str, Any] | None = None,
+    classes: list[str] | None = None,
 ) -> Path:
+    """Write the weights and generator.json (family, model config, data, signature)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
     with atomic_path(out_dir / WEIGHTS) as tmp:
         save_file(tensors, str(tmp))
         os.chmod(tmp, FILE_MODE)  # safetensors writes a new 0600 file; exports are shared
-    meta = {"family": family_name, "model": model_cfg, "data": data.to_dict(), **(extra or {})}
+    meta = {
+        "family": family_name,
+        "model": model_cfg,
+        "data": data.to_dict(),
+        "signature": signature(family_name, model_cfg, data, classes),
+        **(extra or {}),
+    }
     write_json(out_dir / CONFIG, meta)
     return out_dir
 

@@ -21,7 +21,7 @@ from gan.device import cpu_threads, pick_device, pick_precision
 from gan.errors import GanError, Interrupted
 from gan.export import save_export
 from gan.grid import save_grid
-from gan.io import check_writable, clean_stale_temps, load_torch, write_json
+from gan.io import check_writable, clean_stale_temps, load_torch, read_json, write_json
 from gan.losses import grad_norm
 from gan.models.family import Batch
 from gan.progress import progress
@@ -320,7 +320,10 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
     G = inference_copy(
         family.nets[family.export_net], family, _labels_for(session.data.num_classes)
     )
-    save_export(run_dir / "export", family.name, dump_section(cfg.model), session.data, G)
+    classes = read_json(Path(cfg.data) / "manifest.json").get("classes") or None
+    save_export(
+        run_dir / "export", family.name, dump_section(cfg.model), session.data, G, classes=classes
+    )
     # one set of sampling statistics for the export and both final grids (they are slow)
     _grid(
         session,
