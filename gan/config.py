@@ -260,10 +260,14 @@ class TrainConfig(Section):
 
 
 class ClassifierConfig(Section):
-    """The offline feature extractor: a small CNN trained on the train split."""
+    """The offline feature extractor: a small CNN trained on the train split (a classifier,
+    or an autoencoder for data without labels; gan.metrics.classifier)."""
 
     data: str = "data/processed/digits"
     output: str = "models/classifier"
+    # auto: a classifier when the data has labels, else an autoencoder (default: follows
+    # evaluate.extractor when that names one of the two)
+    kind: Literal["auto", "classifier", "autoencoder"] = "auto"
     epochs: int = Field(8, gt=0)
     batch_size: int = Field(128, gt=0, le=MAX_BATCH)
     lr: float = Field(1e-3, gt=0.0)
@@ -277,7 +281,9 @@ class EvaluateConfig(Section):
     data: str = "data/processed/digits"
     run_dir: str = "runs/default"
     output: str = "reports/evaluate"
-    extractor: str = "classifier"  # classifier | inception-v3-compat | a registered name
+    # auto (what the classifier stage trained) | classifier | autoencoder |
+    # inception-v3-compat | a registered name (gan.metrics.extractors)
+    extractor: str = "auto"
     classifier: str = "models/classifier"
     inception_weights: str | None = None
     truth: str | None = None  # translation: a folder of exact translations, by test file path
@@ -285,7 +291,7 @@ class EvaluateConfig(Section):
     batch_size: int = Field(64, gt=0, le=MAX_BATCH)
     seed: Seed = 0
     metrics: list[Literal["fid", "kid", "isc", "prc"]] = ["fid", "kid", "isc", "prc"]
-    kid_subset_size: int = Field(100, gt=1)
+    kid_subset_size: int | None = Field(None, gt=1)  # None: the largest the counts allow
     # classifier_confident: fraction of samples whose top class probability is >= this
     confident_threshold: float = Field(0.8, gt=0.0, le=1.0)
     truncation: float = Field(1.0, gt=0.0)
@@ -301,6 +307,8 @@ class PromoteConfig(Section):
     mode: Literal["min", "max"] = "min"
     margin: float = Field(0.0, ge=0.0)
     report: str = "reports/promote"
+    # promote even when evaluate's extractor is too weak to judge (gan.metrics.extractor_quality)
+    allow_weak_extractor: bool = False
 
 
 class SearchParam(Section):
@@ -422,6 +430,7 @@ class Params(Section):
         the same value, wins. dvc.yaml names the source keys in its deps for that reason.
         Per dataset (the name of preprocess.output): the classifier, models/<name>/classifier,
         and the registry, registry/<name>, so a second dataset judges and ranks its own models.
+        classifier.kind follows evaluate.extractor when that asks for classifier or autoencoder.
         """
         data = {"data": self.preprocess.output}
         run = {"run_dir": str(self.train.run_dir)}
@@ -431,6 +440,8 @@ class Params(Section):
             self._fill(name, run)
         dataset = Path(self.preprocess.output).name or "data"
         self._fill("classifier", {"output": f"models/{dataset}/classifier"})
+        if self.evaluate.extractor in ("classifier", "autoencoder"):  # what evaluate will load
+            self._fill("classifier", {"kind": self.evaluate.extractor})
         self._fill("evaluate", {"classifier": self.classifier.output})
         self._fill("promote", {"registry": f"registry/{dataset}"})
         self._fill("promote", {"metrics": f"{self.evaluate.output}/metrics.json"})

@@ -108,7 +108,9 @@ def test_classifier_learns_digits_and_reloads(classifier, digits16):
     out, result = classifier
     assert result["test_accuracy"] > 0.9
     assert json.loads((out / "metrics.json").read_text()) == {
-        "test_accuracy": result["test_accuracy"]
+        "test_accuracy": result["test_accuracy"],
+        "chance_accuracy": pytest.approx(48 / 360),  # the test split's most common digit
+        "skill": pytest.approx((result["test_accuracy"] - 48 / 360) / (1 - 48 / 360)),
     }
     meta = json.loads((out / "classifier.json").read_text())
     manifest = json.loads((digits16 / "manifest.json").read_text())
@@ -142,14 +144,16 @@ def _labels(data: Path, name: str) -> torch.Tensor:
     return load_split(data, name).labels
 
 
-def test_classifier_needs_labels(tmp_path):
+def test_the_classifier_kind_needs_labels(tmp_path):
     images, labels = digits_tensors(16)
     data = write_dataset(tmp_path / "data", images[:100], torch.full((100,), -1))
     manifest = json.loads((data / "manifest.json").read_text())
     manifest["classes"] = []
     (data / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(GanError, match="no class labels.*inception-v3-compat"):
-        train_classifier(ClassifierConfig(data=str(data), output=str(tmp_path / "c")))
+    with pytest.raises(GanError, match="no class labels.*autoencoder.*inception-v3-compat"):
+        train_classifier(
+            ClassifierConfig(data=str(data), output=str(tmp_path / "c"), kind="classifier")
+        )
 
 
 # -- the metric means something --------------------------------------------------------------
@@ -221,10 +225,17 @@ def test_evaluate_writes_metrics_and_is_deterministic(
     assert set(metrics) == {
         "fid", "kid", "kid_std", "is", "is_std", "precision", "recall",
         "classifier_is", "class_coverage", "class_entropy", "classifier_test_accuracy",
-        "classifier_confident", "classifier_confident_real",
+        "classifier_confident", "classifier_confident_real", "extractor_skill",
+        "kid_subset_size", "fid_real_floor", "kid_real_floor", "kid_real_floor_std",
+        "real_floor_samples",
     }  # fmt: skip
     assert "conditional_accuracy" not in metrics  # DCGAN ignores labels
-    assert all(isinstance(v, float) for v in metrics.values())
+    counts = {"kid_subset_size", "real_floor_samples"}
+    assert all(isinstance(v, float) for k, v in metrics.items() if k not in counts)
+    # the largest KID subset both sides allow (300 samples, 360 test images), and the floor
+    # from as many train images as samples
+    assert metrics["kid_subset_size"] == 300 and metrics["real_floor_samples"] == 300
+    assert 0 < metrics["fid_real_floor"] < metrics["fid"]
     assert (report / "metrics.json").read_bytes() == (
         tmp_path / "again" / "metrics.json"
     ).read_bytes()
@@ -236,7 +247,7 @@ def test_evaluate_writes_metrics_and_is_deterministic(
     assert (
         protocol["num_samples"] == 300
         and protocol["seed"] == 0
-        and protocol["kid_subset_size"] == 100
+        and protocol["kid_subset_size"] == 300
         and protocol["confident_threshold"] == 0.8
     )
     assert (report / "samples.png").stat().st_size > 0

@@ -22,6 +22,7 @@ TINY = {
     "train": {"steps": 8, "batch_size": 16, "log_every": 4, "sample_every": 8, "checkpoint_every": 4,
               "model": {"width": 8, "z_dim": 8}},
     "evaluate": {"num_samples": 128, "kid_subset_size": 50},
+    "promote": {"allow_weak_extractor": True},  # a one-epoch classifier is a weak judge
 }  # fmt: skip
 
 

@@ -44,6 +44,7 @@ from gan.metrics.core import (
     score,
 )
 from gan.metrics.extractors import Extractor, resolve_extractor
+from gan.metrics.fidelity import kid_subset
 from gan.metrics.translation import DIRECTIONS, translate_images
 from gan.models import get_family
 from gan.training.inference import inference_copy
@@ -78,7 +79,7 @@ class Reference:
     cache_dir: str
     seed: int
     batch_size: int
-    kid_subset_size: int
+    kid_subset_size: int | None  # None: the largest the counts allow
     cuda: bool
     truncation: float = 1.0
     classifier: Classifier | None = None  # loaded when the objective is classifier_confident
@@ -184,7 +185,7 @@ def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict
                 content_hash=ref.content_hash,
                 seed=ref.seed,
                 batch_size=ref.batch_size,
-                kid_subset_size=max(2, min(ref.kid_subset_size, len(fake), len(real))),
+                kid_subset_size=kid_subset(ref.kid_subset_size, len(fake), len(real)),
                 cache_dir=ref.cache_dir,
                 cuda=ref.cuda,
             )

@@ -8,41 +8,52 @@ It is also the judge of content (does a translated digit keep its class?), so it
 errors cap that figure: batch norm, random shifts and dropout lift the digits-restyled
 accuracy on unseen restyles of test digits from 87% to 94-96% (see params-cyclegan.yaml).
 
-Files in the output directory (all written atomically):
+Data without class labels gets an autoencoder instead (gan.metrics.autoencoder), and so
+does `classifier.kind: autoencoder`: `train_classifier` is the whole classifier stage.
+
+Files in the output directory (replaced together, gan.metrics.convnet.save_trained):
   classifier.safetensors   weights (loaded without executing code)
-  classifier.json          architecture, class names, data content hash, test accuracy
-  metrics.json             {"test_accuracy": ...}
+  classifier.json          architecture, class names, data content hash, test accuracy,
+                           quality (skill against chance, gan.metrics.extractor_quality)
+  metrics.json             {"test_accuracy", "chance_accuracy", "skill"}
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from gan.config import ClassifierConfig
 from gan.data.augment import random_translate
 from gan.data.shards import SplitData, load_split
 from gan.errors import GanError
-from gan.io import atomic_path, read_json, sha256_file, write_json
+from gan.metrics.autoencoder import train_autoencoder
+from gan.metrics.convnet import (
+    INPUT_SIZE,
+    WIDTHS,
+    ConvNet,
+    Trained,
+    conv_body,
+    fit,
+    load_trained,
+    save_trained,
+)
+from gan.metrics.extractor_quality import classifier_quality
 
 WEIGHTS = "classifier.safetensors"
 CONFIG = "classifier.json"
-METRICS = "metrics.json"
-INPUT_SIZE = 32  # every image is resized to this before the first convolution
-WIDTHS = (16, 32, 64)  # channels of the three conv blocks
 
 
-class Classifier(nn.Module):
+class Classifier(ConvNet):
     """Three conv blocks (conv, batch norm, ReLU, max pool: 32 -> 4 px) and a `feature_dim`
     penultimate layer. Dropout is applied by the training loop, so it leaves no module."""
+
+    ARCH = ("in_channels", "num_classes", "feature_dim", "input_size")
 
     def __init__(
         self, in_channels: int, num_classes: int, feature_dim: int, input_size: int = INPUT_SIZE
@@ -50,44 +61,11 @@ class Classifier(nn.Module):
         super().__init__()
         self.in_channels, self.num_classes = in_channels, num_classes
         self.feature_dim, self.input_size = feature_dim, input_size
-        blocks: list[nn.Module] = []
-        c = in_channels
-        for width in WIDTHS:
-            blocks += [
-                nn.Conv2d(c, width, 3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            c = width
-        self.body = nn.Sequential(*blocks)
+        self.body = conv_body(in_channels)
         self.embed = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * (input_size // 8) ** 2, feature_dim), nn.ReLU()
+            nn.Flatten(), nn.Linear(WIDTHS[-1] * (input_size // 8) ** 2, feature_dim), nn.ReLU()
         )
         self.head = nn.Linear(feature_dim, num_classes)
-
-    def architecture(self) -> dict[str, int]:
-        return {
-            "in_channels": self.in_channels,
-            "num_classes": self.num_classes,
-            "feature_dim": self.feature_dim,
-            "input_size": self.input_size,
-        }
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (or [-1, 1] float) NCHW with 1 or 3 channels -> the network's input."""
-        x = images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images.float()
-        if x.shape[1] != self.in_channels:
-            x = (
-                x.mean(1, keepdim=True)
-                if self.in_channels == 1
-                else x.expand(-1, self.in_channels, -1, -1)
-            )
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(
-                x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True
-            )
-        return x
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.embed(self.body(self.prepare(images)))
@@ -96,11 +74,7 @@ class Classifier(nn.Module):
         return self.head(self.features(images))
 
 
-@dataclass
-class TrainedClassifier:
-    model: Classifier
-    meta: dict[str, Any]  # classifier.json
-    weights_sha256: str
+TrainedClassifier = Trained  # .model: a Classifier, .meta: classifier.json
 
 
 def _labelled(split: SplitData, data: str, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,9 +82,10 @@ def _labelled(split: SplitData, data: str, name: str) -> tuple[torch.Tensor, tor
     if not classes or bool((split.labels < 0).any()):
         raise GanError(
             f"{Path(data) / 'manifest.json'}: the data has no class labels, so the classifier "
-            "extractor cannot be trained. Set evaluate.extractor to 'inception-v3-compat' with "
-            "evaluate.inception_weights pointing to a local weights file, or to your own "
-            "registered extractor ('module:name')."
+            "extractor cannot be trained. Leave classifier.kind and evaluate.extractor at "
+            "'auto' (an autoencoder is trained instead), or set evaluate.extractor to "
+            "'inception-v3-compat' with evaluate.inception_weights pointing to a local weights "
+            "file, or to your own registered extractor ('module:name')."
         )
     if len(split) == 0:
         raise GanError(
@@ -142,25 +117,27 @@ def _training_logits(
 def _fit(
     model: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: ClassifierConfig, g: torch.Generator
 ) -> None:
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     inputs = model.prepare(x)  # resize once, not every epoch
-    steps = cfg.epochs * -(-len(x) // cfg.batch_size)
-    with tqdm(total=steps, desc="classifier", unit="step") as bar:
-        for _ in range(cfg.epochs):
-            model.train()
-            for idx in torch.randperm(len(x), generator=g).split(cfg.batch_size):
-                loss = F.cross_entropy(_training_logits(model, inputs[idx], cfg, g), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                bar.update()
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(_training_logits(model, inputs[idx], cfg, g), y[idx])
+
+    fit(model, len(x), cfg, g, loss_of, "classifier")
+
+
+def has_labels(split: SplitData) -> bool:
+    """Whether every image of the split has a class (an autoencoder serves data without)."""
+    return bool(split.manifest.get("classes")) and not bool((split.labels < 0).any())
 
 
 def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
-    """Train on the train split, report test accuracy, write the three files; returns metrics."""
+    """The classifier stage: the dataset's own extractor, trained on the train split and
+    checked on the test split; returns its metrics. A classifier when the data has labels
+    (classifier.kind auto or classifier), else, or with kind autoencoder, an autoencoder."""
     start = time.perf_counter()
     train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
+    if cfg.kind == "autoencoder" or (cfg.kind == "auto" and not has_labels(train)):
+        return train_autoencoder(cfg, train, test)
     x, y = _labelled(train, cfg.data, "train")
     x_test, y_test = _labelled(test, cfg.data, "test")
     classes = [str(c) for c in train.manifest["classes"]]
@@ -172,11 +149,9 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
         _fit(model, x, y, cfg, g)
 
     accuracy = float((predict_logits(model, x_test).argmax(1) == y_test).float().mean())
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / WEIGHTS) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    judged = classifier_quality(accuracy, y_test)
     meta = {
+        "kind": "classifier",
         "architecture": model.architecture(),
         "classes": classes,
         "data": str(cfg.data),
@@ -190,36 +165,27 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
             "seed": cfg.seed,
         },
         "test_accuracy": accuracy,
-        "weights_sha256": sha256_file(out / WEIGHTS),
+        "quality": judged,
     }
-    write_json(out / CONFIG, meta)
-    metrics = {"test_accuracy": accuracy}
-    write_json(out / METRICS, metrics)
-    return {**metrics, "seconds": round(time.perf_counter() - start, 1), "output": str(out)}
+    metrics = {
+        "test_accuracy": accuracy,
+        "chance_accuracy": judged["chance_accuracy"],
+        "skill": judged["skill"],
+    }
+    save_trained(cfg.output, (WEIGHTS, CONFIG), model, meta, metrics)
+    return {**metrics, "seconds": round(time.perf_counter() - start, 1), "output": str(cfg.output)}
 
 
-def load_classifier(path: str | Path) -> TrainedClassifier:
-    """Rebuild the classifier from its directory (safetensors: no code runs on load)."""
-    path = Path(path)
-    weights, config = path / WEIGHTS, path / CONFIG
-    for f in (weights, config):
-        if not f.is_file():
-            raise GanError(f"{f}: classifier file not found (train it with `gan classifier`)")
-    meta = read_json(config)
-    accuracy = meta.get("test_accuracy") if isinstance(meta, dict) else None
+def _check_accuracy(meta: dict[str, Any], config: Path) -> None:
+    accuracy = meta.get("test_accuracy")
     if (
         not isinstance(accuracy, int | float)
         or isinstance(accuracy, bool)
         or not 0 <= accuracy <= 1
     ):
         raise GanError(f"{config}: test_accuracy missing or not a number in [0, 1] (retrain it)")
-    if not isinstance(meta.get("architecture"), dict):
-        raise GanError(f"{config}: architecture missing or not a mapping (retrain it)")
-    try:
-        model = Classifier(**meta["architecture"])
-        model.load_state_dict(load_file(str(weights)))
-    except Exception as exc:
-        raise GanError(
-            f"{path}: cannot load the classifier ({type(exc).__name__}: {exc})"
-        ) from None
-    return TrainedClassifier(model.eval().requires_grad_(False), meta, sha256_file(weights))
+
+
+def load_classifier(path: str | Path) -> TrainedClassifier:
+    """Rebuild the classifier from its directory (safetensors: no code runs on load)."""
+    return load_trained(path, (WEIGHTS, CONFIG), Classifier, "classifier", _check_accuracy)

@@ -95,9 +95,12 @@ def score(
     kid_subset_size: int,
     cache_dir: str | Path,
     cuda: bool,
+    fake_split: str | None = None,
 ) -> dict[str, float]:
     """`metrics` of fake against `real`, the reference split `split` of the data whose
-    content hash is `content_hash`; the reference features are cached under cache_dir."""
+    content hash is `content_hash`; the reference features are cached under cache_dir, and
+    so are fake's when it is a split of the same data too (`fake_split`, e.g. the floor's)."""
+    fake_cache = reference_cache_name(fake_split, content_hash, extractor) if fake_split else None
     return compute_metrics(
         fake,
         real,
@@ -108,6 +111,7 @@ def score(
         batch_size=batch_size,
         cache_dir=cache_dir,
         real_cache_name=reference_cache_name(split, content_hash, extractor),
+        fake_cache_name=fake_cache,
         cuda=cuda,
     )
 

@@ -12,6 +12,12 @@ fraction of samples it is confident about (``classifier_confident``: top class p
 (``classifier_confident_real``, the ceiling), and for conditional families the fraction of
 samples classified as the requested class.
 
+Beside them, so that a reader sees the scale: the KID subset size used (the largest both
+sample counts allow unless `evaluate.kid_subset_size` is set), the real-vs-real floor of
+FID and KID (gan.metrics.floors: the train split against the test split), and the
+extractor's skill (gan.metrics.extractor_quality; a weak extractor is warned about here
+and refused by promote).
+
 Outputs, replaced together or not at all (gan.metrics.outputs): metrics.json (flat
 numbers), protocol.json (see gan.metrics.protocol), samples.png (64 samples).
 """
@@ -45,8 +51,16 @@ from gan.metrics.core import (
     reference_content_hash,
     score,
 )
-from gan.metrics.extractors import resolve_extractor
-from gan.metrics.fidelity import ISC_SPLITS, PRC_NEIGHBORHOOD, compute_metrics, reference_cache_name
+from gan.metrics.extractor_quality import SKILL_KEY, classifier_quality, warn_if_weak
+from gan.metrics.extractors import CLASSIFIER_PREFIX, Extractor, resolve_extractor
+from gan.metrics.fidelity import (
+    ISC_SPLITS,
+    PRC_NEIGHBORHOOD,
+    compute_metrics,
+    kid_subset,
+    reference_cache_name,
+)
+from gan.metrics.floors import real_floor
 from gan.metrics.outputs import replaced_dir
 from gan.metrics.translation import measure_translation
 
@@ -113,6 +127,18 @@ def _classifier_figures(
     return figures, trained.weights_sha256
 
 
+def _extractor_skill(extractor: Extractor, figures: dict, test_labels) -> dict[str, float]:
+    """``extractor_skill`` of our own extractors (a classifier from before skills were
+    recorded: from its test accuracy), with one loud warning when it is too weak to judge."""
+    record = extractor.quality
+    if record is None and extractor.name.startswith(CLASSIFIER_PREFIX) and figures:
+        record = classifier_quality(figures["classifier_test_accuracy"], test_labels)
+    if record is None:
+        return {}
+    warn_if_weak(extractor.source, record)
+    return {SKILL_KEY: float(record["skill"])}
+
+
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Run the evaluate stage on cfg.run_dir's export; returns {"metrics", "protocol"} as written."""
     m = measure(cfg, Path(cfg.run_dir) / "export")
@@ -176,22 +202,25 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
             f"evaluate.data {cfg.data} holds {tuple(real.shape[1:])}; evaluate against the data it was trained on"
         )
 
-    kid_subset = max(2, min(cfg.kid_subset_size, n, len(real)))
-    metrics = score(
-        fake,
-        real,
-        extractor,
-        cfg.metrics,
-        split=REFERENCE_SPLIT,
-        content_hash=content_hash,
-        seed=cfg.seed,
-        batch_size=cfg.batch_size,
-        kid_subset_size=kid_subset,
-        cache_dir=cfg.cache_dir,
-        cuda=device.type == "cuda",
+    subset = kid_subset(cfg.kid_subset_size, n, len(real))
+    common = {
+        "content_hash": content_hash,
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "kid_subset_size": subset,
+        "cache_dir": cfg.cache_dir,
+        "cuda": device.type == "cuda",
+    }
+    metrics = score(fake, real, extractor, cfg.metrics, split=REFERENCE_SPLIT, **common)
+    if "kid" in metrics:
+        metrics["kid_subset_size"] = subset
+    floor = real_floor(
+        cfg.data, real, extractor, cfg.metrics, n=n, reference_split=REFERENCE_SPLIT, **common
     )
+    metrics.update(floor)
     figures, classifier_sha = _classifier_figures(cfg, exported, fake, labels, content_hash, real)
     metrics.update(figures)
+    metrics.update(_extractor_skill(extractor, figures, reference.labels))
     if exported.conditional and labels is not None and "fid" in cfg.metrics:
         metrics.update(per_class_fid(fake, labels, real, reference.labels, extractor, cfg, device))
     protocol = protocol_record(
@@ -204,7 +233,7 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
         seed=cfg.seed,
         truncation=cfg.truncation,
         batch_size=cfg.batch_size,
-        kid_subset_size=kid_subset,
+        kid_subset_size=subset,
         confident_threshold=cfg.confident_threshold,
         isc_splits=min(ISC_SPLITS, n),
         prc_neighborhood=PRC_NEIGHBORHOOD,

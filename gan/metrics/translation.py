@@ -28,6 +28,7 @@ from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
 from gan.metrics.core import REFERENCE_SPLIT, Measurement, protocol_record, score
 from gan.metrics.extractors import Extractor
+from gan.metrics.fidelity import kid_subset as kid_subset_for
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
 GRID_PAIRS = 16  # before/after rows of the grid
@@ -82,7 +83,7 @@ def measure_translation(
     }
     metrics: dict[str, float] = {}
     requested = [m for m in cfg.metrics if m in ("fid", "kid")]
-    kid_subset = max(2, min(cfg.kid_subset_size, len(real["A"]), len(real["B"])))
+    kid_subset = kid_subset_for(cfg.kid_subset_size, len(real["A"]), len(real["B"]))
     for direction, (_, d) in DIRECTIONS.items():
         result = score(
             fake[d],

@@ -2,7 +2,10 @@
 
 Reads the evaluate stage's metrics.json and protocol.json (side by side), the run's
 run.json and export/, asks the registry to decide, and writes decision.json and a
-Markdown report (with the sample grid beside it) for a person to read.
+Markdown report (with the sample grid beside it) for a person to read. A candidate whose
+evaluation used an extractor too weak to judge (``extractor_skill`` below
+gan.metrics.extractor_quality.WEAK_SKILL) is refused before anything is registered,
+unless promote.allow_weak_extractor is set.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from gan.config import EvaluateConfig, PromoteConfig
 from gan.errors import GanError
 from gan.export import load_export
 from gan.io import read_json, write_bytes, write_json, write_text
+from gan.metrics.extractor_quality import SKILL_KEY, WEAK_SKILL
 from gan.metrics.protocol import comparable_protocol
 from gan.registry.decision import Rule
 from gan.registry.store import HISTORY, Candidate, Registry
@@ -35,6 +39,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "recall": (0.0, 1.0),
     "classifier_confident": (0.0, 1.0),
     "classifier_confident_real": (0.0, 1.0),
+    SKILL_KEY: (-math.inf, 1.0),  # below 0: worse than the trivial answer
 }
 
 
@@ -69,11 +74,27 @@ def check_metrics(metrics: dict[str, Any], primary: str, source: Path) -> None:
             )
 
 
+def check_extractor(metrics: dict[str, Any], allow_weak: bool, source: Path) -> None:
+    """Refuse a candidate measured by an extractor too weak to judge (GanError), unless
+    promote.allow_weak_extractor; before anything is registered, so allowing it later works."""
+    skill = metrics.get(SKILL_KEY)
+    if allow_weak or not isinstance(skill, int | float) or isinstance(skill, bool):
+        return
+    if not skill >= WEAK_SKILL:  # NaN too
+        raise GanError(
+            f"{source}: {SKILL_KEY} is {skill:.3f}, below {WEAK_SKILL:g}: the feature extractor "
+            "is too weak to judge this candidate (see evaluate's warning naming its file); "
+            "retrain it (`gan classifier`, more classifier.epochs) or set "
+            "promote.allow_weak_extractor: true; nothing was registered"
+        )
+
+
 def gather(cfg: PromoteConfig) -> Candidate:
     """Everything the registry records about the run being promoted; fails naming the file."""
     metrics_path = Path(cfg.metrics)
     metrics = _read_mapping(metrics_path)
     check_metrics(metrics, cfg.primary_metric, metrics_path)
+    check_extractor(metrics, cfg.allow_weak_extractor, metrics_path)
     protocol = _read_mapping(metrics_path.parent / PROTOCOL)
     run_dir = Path(cfg.run_dir)
     run = _read_mapping(run_dir / "run.json")
