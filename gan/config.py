@@ -7,6 +7,7 @@ Each model family validates its own ``train.model`` section through the model re
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 from pathlib import Path
@@ -476,10 +477,41 @@ def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Pa
         raise GanError(_format_error(exc, source)) from None
 
 
-def _yaml(text: str, source: str) -> Any:
-    from gan.params_yaml import read_yaml  # here: gan.export loads a model without yaml
+@functools.cache
+def _unique_key_loader() -> type:
+    """YAML's safe loader, except that a key given twice in one mapping is an error (the
+    plain loader keeps the last one silently). yaml is imported here, not at the top, so
+    that loading an export (gan.export validates its model section here) needs no yaml."""
+    import yaml
 
-    return read_yaml(text, source)
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # unhashable: the base class reports it
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
+def _yaml(text: str, source: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        raise GanError(f"{source}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise GanError(f"{source}: nested too deeply to be a params file") from None
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
