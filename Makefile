@@ -6,17 +6,24 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 ACTIVATE := . $(VENV)/bin/activate
+VEGA := $(VENV)/share/vega/template.html
 
 .PHONY: setup pipeline test lint services bench bench-gpu clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VEGA)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev,dask]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-pipeline: $(STAMP)
+# `dvc plots show` without a network: vega, vega-lite and vega-embed from npm inlined into
+# the page template (gan/vega_template.py, .dvc/config.local); without npm, a note.
+$(VEGA): $(STAMP) gan/vega_template.py
+	$(ACTIVATE) && python -m gan.vega_template --out $(VEGA) || \
+	  echo "note: no offline plots template; dvc plots show loads vega from its CDN"
+
+pipeline: $(STAMP) $(VEGA)
 	$(ACTIVATE) && dvc repro
 
 lint: $(STAMP)
