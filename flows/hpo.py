@@ -2,13 +2,9 @@
 
 A thin caller of gan.hpo (DESIGN principle 1): each task runs one trial through the same
 worker code as `gan hpo run`, so trials of this flow, of `gan hpo run` processes and of
-other machines can share one study. The task runner is a parameter:
-
-- ``threads`` (default): trials in threads of this process; network initialisation uses
-  torch's global RNG, so concurrent trials are not bit-for-bit reproducible;
-- ``processes``: one process per concurrent trial (reproducible, more memory);
-- ``dask``: prefect-dask; a local cluster, or `dask_address` of a running one whose
-  workers have this repository, its data and a shared storage (PostgreSQL) reachable.
+other machines can share one study. The task runner is a parameter (flows/runners.py):
+``threads`` (default; concurrent trials are not bit-for-bit reproducible), ``processes``
+or ``dask`` (workers need a shared storage, e.g. PostgreSQL).
 
 Afterwards it writes best.json (and trials.csv/md, history.png) to hpo.output, optionally
 applies the best params to params.yaml, and leaves two artifacts: the trials table and
@@ -20,38 +16,15 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+from flows.runners import Runner, make_task_runner
 from gan.config import load_params
 from gan.device import cpu_threads
-from gan.errors import GanError
-
-Runner = Literal["threads", "processes", "dask"]
-
-
-def make_task_runner(kind: Runner, concurrency: int, dask_address: str | None = None):
-    """The Prefect task runner that runs `concurrency` trials at a time."""
-    if kind == "threads":
-        return ThreadPoolTaskRunner(max_workers=concurrency)
-    if kind == "processes":
-        return ProcessPoolTaskRunner(max_workers=concurrency)
-    if kind == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError:
-            raise GanError(
-                "task_runner dask needs prefect-dask: pip install prefect-dask==0.3.7"
-            ) from None
-        if dask_address:
-            return DaskTaskRunner(address=dask_address)
-        cluster = {"n_workers": concurrency, "threads_per_worker": 1, "processes": True}
-        return DaskTaskRunner(cluster_kwargs=cluster)
-    raise GanError(f"task_runner must be threads, processes or dask, not {kind!r}")
 
 
 @task(name="hpo-prepare")

@@ -12,23 +12,30 @@ from typing import Any
 
 from prefect import flow
 
+from flows.runners import StageRunner, stage_runner
 from flows.stages import prepared_data, train_to_promotion
 from gan.config import load_params
 
 
 @flow(name="pipeline")
 def pipeline_flow(
-    params_path: str = "params.yaml", overrides: list[str] | None = None, prepare: bool = True
+    params_path: str = "params.yaml",
+    overrides: list[str] | None = None,
+    prepare: bool = True,
+    task_runner: StageRunner = "inline",
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """prepare -> preprocess -> classifier -> train -> evaluate -> promote.
 
     `prepare` materialises the built-in dataset when preprocess reads prepare's output;
     preprocess and the classifier are skipped (cached) while their inputs are unchanged.
+    `task_runner` processes or dask runs the classifier beside train (flows/runners.py).
     Invalid params fail the run before any stage starts.
     """
     cfg = load_params(params_path, overrides)
+    runner = stage_runner(task_runner, dask_address)
     manifest = prepared_data(cfg, prepare)
-    return train_to_promotion(cfg, manifest["content_hash"])
+    return train_to_promotion(cfg, manifest["content_hash"], runner)
 
 
 if __name__ == "__main__":

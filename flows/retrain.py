@@ -20,6 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows import artifacts
+from flows.runners import StageRunner, stage_runner
 from flows.stages import prepared_data, train_to_promotion
 from gan import registry
 from gan.config import Params, load_params
@@ -79,10 +80,15 @@ def retrain_flow(
     overrides: list[str] | None = None,
     force: bool = False,
     warm_start: bool = False,
+    task_runner: StageRunner = "inline",
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
-    """Retrain, evaluate and promote if the data changed since the champion (or `force`)."""
+    """Retrain, evaluate and promote if the data changed since the champion (or `force`).
+
+    `task_runner` processes or dask runs the classifier beside train (flows/runners.py)."""
     log = get_run_logger()
     cfg = load_params(params_path, overrides)
+    runner = stage_runner(task_runner, dask_address)
     champion = registry.champion(cfg.promote.registry)
     manifest = prepared_data(cfg, prepare=False)
     data_hash = manifest["content_hash"]
@@ -96,7 +102,7 @@ def retrain_flow(
     if warm_start:
         init_from, why = champion_checkpoint(champion)
         (log.info if init_from else log.warning)("%s%s", why, "" if init_from else "; from scratch")
-    result = train_to_promotion(retrain_params(cfg, init_from), data_hash)
+    result = train_to_promotion(retrain_params(cfg, init_from), data_hash, runner)
     return {"retrained": True, "reason": reason, **result}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.task_runners import TaskRunner
 
 from flows import artifacts
 from flows.tasks import (
@@ -25,6 +26,7 @@ from flows.tasks import (
     preprocessed,
     promote_task,
     run_task,
+    settled,
     train_task,
 )
 from gan import registry
@@ -75,18 +77,37 @@ def prepared_data(cfg: Params, prepare: bool) -> dict[str, Any]:
     return manifest
 
 
-def train_to_promotion(cfg: Params, data_hash: str) -> dict[str, Any]:
-    """classifier (cached) -> train -> evaluate -> promote, then the two artifacts."""
+def train_to_promotion(
+    cfg: Params, data_hash: str, runner: TaskRunner | None = None
+) -> dict[str, Any]:
+    """classifier (cached) -> train -> evaluate -> promote, then the two artifacts.
+
+    With a task runner (flows/runners.py), the classifier and train, which both read only
+    the processed data, run at the same time on it; otherwise one after the other.
+    """
     log = get_run_logger()
-    with nothing_promoted_on_failure(cfg, "classifier"):
-        clf, cached = fresh_outputs(
-            classifier_task,
-            (cfg.classifier, data_hash),
-            lambda _: classified(cfg.classifier, data_hash),
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(runner) if runner is not None else None
+        started = {}
+        if pool is not None:
+            clf_args = {"cfg": cfg.classifier, "data_hash": data_hash}
+            started = {
+                "classifier": pool.submit(classifier_task, parameters=clf_args),
+                "train": pool.submit(train_task, parameters={"cfg": cfg.train}),
+            }
+        with nothing_promoted_on_failure(cfg, "classifier"):
+            clf, cached = fresh_outputs(
+                classifier_task,
+                (cfg.classifier, data_hash),
+                lambda _: classified(cfg.classifier, data_hash),
+                started.get("classifier"),
+            )
+        log.info(
+            "classifier test accuracy %.3f%s", clf["test_accuracy"], " (cached)" if cached else ""
         )
-    log.info("classifier test accuracy %.3f%s", clf["test_accuracy"], " (cached)" if cached else "")
-    with nothing_promoted_on_failure(cfg, "train"):
-        run, _ = run_task(train_task, cfg.train)
+        with nothing_promoted_on_failure(cfg, "train"):
+            train = started.get("train")
+            run, _ = settled(train) if train is not None else run_task(train_task, cfg.train)
     log.info("trained %s: %s steps in %s s", run["run_id"], run["steps"], run["seconds"])
     with nothing_promoted_on_failure(cfg, "evaluate"):
         evaluation, _ = run_task(evaluate_task, cfg.evaluate)

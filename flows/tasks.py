@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
+from prefect.futures import PrefectFuture
 from prefect.states import State
 
 from flows.cache import classifier_key, preprocess_key
@@ -69,9 +70,12 @@ def classifier_task(cfg: ClassifierConfig, data_hash: str) -> dict[str, Any]:
 
 @task(name="train", **RETRY)
 def train_task(cfg: TrainConfig) -> dict[str, Any]:
+    """Also reports each logged step to the run: a log line and a progress artifact."""
+    from flows.progress import reporting
     from gan.training.loop import train
 
-    return train(cfg)
+    with reporting(cfg.steps, cfg.run):
+        return train(cfg)
 
 
 @task(name="evaluate", **RETRY)
@@ -119,14 +123,23 @@ def run_task(job: Task, *args: Any) -> tuple[Any, bool]:
 
     A failed task raises its exception here, so the flow fails with it.
     """
-    state = job(*args, return_state=True)
-    return state.result(), state.name == "Cached"
+    return settled(job(*args, return_state=True))
 
 
-def fresh_outputs(job: Task, args: tuple, intact: Callable[[Any], bool]) -> tuple[Any, bool]:
-    """run_task, rerun with refresh_cache when `intact(result)` says a cached result's
-    files were deleted or overwritten since."""
-    result, cached = run_task(job, *args)
+def settled(outcome: State | PrefectFuture) -> tuple[Any, bool]:
+    """(result, whether it came from the cache) of a task's final state or future."""
+    if isinstance(outcome, PrefectFuture):
+        outcome.wait()
+        outcome = outcome.state
+    return outcome.result(), outcome.name == "Cached"
+
+
+def fresh_outputs(
+    job: Task, args: tuple, intact: Callable[[Any], bool], started: PrefectFuture | None = None
+) -> tuple[Any, bool]:
+    """run_task (or the `started` run of it), rerun with refresh_cache when
+    `intact(result)` says a cached result's files were deleted or overwritten since."""
+    result, cached = settled(started) if started is not None else run_task(job, *args)
     if cached and not intact(result):
         result, cached = run_task(job.with_options(refresh_cache=True), *args)
     return result, cached

@@ -123,6 +123,12 @@ def test_pipeline_flow_promotes_and_leaves_report_and_decision_artifacts(
     rows = json.loads(table.data)
     assert rows[0]["model"] == "candidate" and rows[0]["decision"] == "promoted"
     assert rows[0]["fid"] == pytest.approx(decision["value"], rel=1e-5)
+    progress = found["train-progress-tiny"]  # training's progress, moved as it logged
+    assert progress.type == "progress" and float(progress.data) == 100.0
+    logs = prefect_server.logs(state.state_details.flow_run_id)
+    steps = [m for m in logs if m.startswith("train step ")]
+    assert steps[0].startswith("train step 4/8 (50%): loss_D_main ") and "img/s" in steps[0]
+    assert steps[-1].startswith("train step 8/8 (100%)")
 
 
 def test_retrain_skips_when_data_unchanged(prefect_server, project, pipeline_run):
@@ -231,6 +237,7 @@ def test_retrain_trains_evaluates_and_gates_when_data_changed(
         str(project / "params.yaml"),
         overrides=[f"preprocess.input={changed}"],
         warm_start=True,
+        task_runner="processes",  # the classifier beside train, each in a process of its own
         return_state=True,
     )
     result = state.result()
@@ -248,6 +255,8 @@ def test_retrain_trains_evaluates_and_gates_when_data_changed(
     assert any("warm-starting from champion v1" in m for m in logs)
     states = prefect_server.task_states(state.state_details.flow_run_id)
     assert states["preprocess"] == ["Completed"] and states["train"] == ["Completed"]
+    assert states["classifier"] == ["Completed"]  # new data: trained again, beside train
+    assert any(m.startswith("train step 8/8 (100%)") for m in logs)  # from the worker process
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -185,3 +186,60 @@ def test_serve_builds_every_deployment_with_its_schedule(monkeypatch):
     assert deployments["pipeline"].entrypoint == "flows/pipeline.py:pipeline_flow"
     with pytest.raises(GanError, match="no deployment named nope"):
         runner_deployments(".", only=["nope"])
+
+
+def test_progress_line_reads_like_the_bar():
+    from flows.progress import progress_line
+
+    row = {"step": 400, "loss_D_main": 1.2345, "loss_G_main": float("nan"), "lr_G": 2e-4,
+           "img_per_s": 811.6}  # fmt: skip
+    assert progress_line(row, 2000) == "train step 400/2000 (20%): loss_D_main 1.234, 812 img/s"
+
+
+def test_artifact_keys_are_what_prefect_accepts():
+    from flows.progress import artifact_key
+
+    assert artifact_key("Digits_DCGAN.v2") == "train-progress-digits-dcgan-v2"
+    assert artifact_key("__") == "train-progress-run"
+
+
+def test_reporter_logs_every_row_and_moves_the_artifact_at_most_every_few_seconds():
+    from flows.progress import ARTIFACT_SECONDS, TrainReporter
+
+    now = [0.0]
+    lines, moves = [], []
+    report = TrainReporter(100, lines.append, moves.append, clock=lambda: now[0])
+    for step in range(10, 101, 10):
+        report({"step": step, "loss_G_main": 1.0})
+        now[0] += ARTIFACT_SECONDS / 2
+    assert len(lines) == 10
+    assert moves == [10.0, 30.0, 50.0, 70.0, 90.0, 100.0]  # every other row, and the last
+
+
+def test_reporting_outside_a_run_logs_through_plain_logging(tmp_path, caplog):
+    """`gan train`-like use of train_task's listener: no Prefect run, no artifact."""
+    from flows.progress import reporting
+    from gan.training.log import MetricsLog
+
+    with caplog.at_level("INFO", logger="ganops.train"), reporting(8, "tiny"):
+        MetricsLog(tmp_path / "log.csv", live=False).append({"step": 4, "loss_D_main": 0.5})
+    assert caplog.messages == ["train step 4/8 (50%): loss_D_main 0.5"]
+
+
+def test_the_trainer_never_imports_prefect():
+    code = "import sys, gan.cli, gan.training.loop; assert 'prefect' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_stage_runners():
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from flows.runners import stage_runner
+
+    assert stage_runner("inline") is None
+    assert isinstance(stage_runner("processes"), ProcessPoolTaskRunner)
+    assert type(stage_runner("dask", "tcp://127.0.0.1:8786")).__name__ == "DaskTaskRunner"
+    with pytest.raises(GanError, match="would not match `dvc repro`"):
+        stage_runner("threads")
+    with pytest.raises(GanError, match="inline, processes or dask"):
+        stage_runner("fibers")

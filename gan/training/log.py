@@ -9,6 +9,7 @@ none of this adds a device sync.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,17 +21,20 @@ from gan.io import atomic_path
 from gan.training import live as dvclive_view
 
 Listener = Callable[[dict], None]
-_listeners: list[Listener] = []
+# per context (thread, task), so concurrent trainings in one process hear only their own rows
+_listeners: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar(
+    "gan_log_listeners", default=()
+)
 
 
 @contextlib.contextmanager
 def listening(listener: Listener) -> Iterator[None]:
-    """Call `listener(row)` with every row a MetricsLog of this process appends meanwhile."""
-    _listeners.append(listener)
+    """Call `listener(row)` with every row a MetricsLog appends meanwhile in this context."""
+    token = _listeners.set((*_listeners.get(), listener))
     try:
         yield
     finally:
-        _listeners.remove(listener)
+        _listeners.reset(token)
 
 
 class MetricsLog:
@@ -64,7 +68,7 @@ class MetricsLog:
         self.flush()
         if self.live is not None:
             self.live.row(row)
-        for listener in list(_listeners):
+        for listener in _listeners.get():
             listener(row)
 
     def image(self, path: str | Path) -> None:
