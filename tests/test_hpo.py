@@ -19,8 +19,10 @@ from test_hpo_support import PARAMS
 from gan.config import load_params
 from gan.errors import GanError
 from gan.hpo import best, load, make_pruner, make_sampler, open_study, prepare, run
+from gan.hpo import study as study_module
 from gan.hpo.report import apply_best, trials_frame, write_results
 from gan.hpo.space import check_space
+from gan.hpo.storage import open_storage
 
 pytest_plugins = ["test_hpo_support"]  # fixtures: params_file, classifier16
 
@@ -119,27 +121,45 @@ def test_neutral_train_keys_are_not_settings_even_in_an_older_study(params_file)
     """Workers with other thread counts share a study, also one that stored train.threads."""
     params = load_params(params_file, ["hpo.enqueue_current=false"])
     study = open_study(params)
-    old = study.user_attrs["settings"]
+    storage = open_storage(params.hpo.storage)
+    old = study_module.stored_settings(storage, study)
     assert "threads" not in old["train"] and "init_from" in old["train"]
-    study.set_user_attr("settings", {**old, "train": {**old["train"], "threads": 3}})
+    study_id = storage.get_study_id_from_name(study.study_name)
+    storage.set_study_system_attr(
+        study_id, study_module.SETTINGS_KEY, {**old, "train": {**old["train"], "threads": 3}}
+    )
     open_study(load_params(params_file, ["hpo.enqueue_current=false", "train.threads=2"]))
+
+
+def test_study_attributes_are_short_and_older_studies_still_open(params_file):
+    """`optuna studies` prints user attributes: a summary and a hash, not the settings."""
+    params = load_params(params_file, ["hpo.enqueue_current=false"])
+    study = open_study(params)
+    assert set(study.user_attrs) == {"objective", "budget_steps", "settings_sha256"}
+    assert len(json.dumps(study.user_attrs)) < 120
+    storage = open_storage(params.hpo.storage)
+    settings = study_module.stored_settings(storage, study)
+    assert study.user_attrs["settings_sha256"] == study_module.settings_digest(settings)
+    # a study from before: settings as a user attribute, no system attribute
+    older = optuna.create_study(study_name="older", storage=storage, direction="minimize")
+    older.set_user_attr("settings", {**settings, "space": settings["space"]})
+    reopened = load_params(params_file, ["hpo.enqueue_current=false", "hpo.study=older"])
+    assert open_study(reopened).study_name == "older"
 
 
 def test_a_worker_waits_for_a_study_another_is_still_creating(params_file, monkeypatch):
     """The creator writes the settings last, after the baseline: nobody asks before it."""
     import threading
 
-    from gan.hpo import study as study_module
     from gan.hpo.objective import load_reference
-    from gan.hpo.storage import open_storage
 
     params = load_params(params_file)
     ref = load_reference(params.train, params.evaluate)
     storage = open_storage(params.hpo.storage)
     half = optuna.create_study(study_name="tiny", storage=storage, direction="minimize")
     settings = study_module.study_settings(params, ref)
-    threading.Timer(0.5, half.set_user_attr, ("settings", settings)).start()
-    assert open_study(params, ref).user_attrs["settings"] == settings
+    threading.Timer(0.5, study_module.write_settings, (storage, half, settings)).start()
+    assert study_module.stored_settings(storage, open_study(params, ref)) == settings
     monkeypatch.setattr(study_module, "CREATE_WAIT_SECONDS", 0.2)
     optuna.create_study(study_name="stuck", storage=storage, direction="minimize")
     stuck = load_params(params_file, ["hpo.study=stuck"])

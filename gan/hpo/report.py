@@ -79,9 +79,10 @@ def best_record(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
         "value": best.value,
         "trial": best.number,
         # what the study ran with (its stored settings), not what params.yaml says today
-        "budget_steps": (study.user_attrs.get("settings") or {}).get(
-            "budget_steps", hpo.budget_steps
-        ),
+        "budget_steps": study.user_attrs.get(
+            "budget_steps", (study.user_attrs.get("settings") or {}).get("budget_steps")
+        )
+        or hpo.budget_steps,
         "params": dict(best.params),
         "overrides": [f"train.{k}={v}" for k, v in best.params.items()],
         "metrics": {

@@ -15,6 +15,7 @@ Entry points: `run` (`gan hpo run`), `best` (`gan hpo best`), `apply` (`gan hpo 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
@@ -155,6 +156,33 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
+# The full settings are a study system attribute (nested, long); the user attributes that
+# `optuna studies` and optuna-dashboard print hold a short summary and the settings' hash.
+SETTINGS_KEY = "ganops.settings"
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def write_settings(storage, study: optuna.Study, settings: dict[str, Any]) -> None:
+    hpo_keys = ("objective", "budget_steps")
+    study_id = storage.get_study_id_from_name(study.study_name)
+    storage.set_study_system_attr(study_id, SETTINGS_KEY, settings)
+    for key in hpo_keys:
+        study.set_user_attr(key, settings[key])
+    study.set_user_attr("settings_sha256", settings_digest(settings))
+
+
+def stored_settings(storage, study: optuna.Study) -> dict[str, Any] | None:
+    """The settings a study was created with (studies before the system attribute kept
+    them as the user attribute "settings")."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    found = storage.get_study_system_attrs(study_id).get(SETTINGS_KEY)
+    return found if found is not None else study.user_attrs.get("settings")
+
+
 def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optuna.Study:
     hpo = params.hpo
     study = optuna.create_study(
@@ -166,19 +194,19 @@ def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optu
     values = current_values(params.train, hpo.space) if hpo.enqueue_current else None
     if values is not None:  # first trial: what params.yaml trains now, as the baseline
         study.enqueue_trial(values, user_attrs={"source": "params.yaml"})
-    study.set_user_attr("settings", settings)  # last: the study is ready (see _settings_of)
+    write_settings(storage, study, settings)  # last: the study is ready (see _settings_of)
     log(f"study {hpo.study} created in {redacted(hpo.storage)}")
     return study
 
 
-def _settings_of(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
+def _settings_of(storage, study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
     """The study's settings, once the worker creating it has written them.
 
     They are written last, so a worker that loads a study another is still creating waits
     instead of asking for trial 0 before the baseline is queued.
     """
     deadline = time.monotonic() + CREATE_WAIT_SECONDS
-    while (settings := study.user_attrs.get("settings")) is None:
+    while (settings := stored_settings(storage, study)) is None:
         if time.monotonic() > deadline:
             raise GanError(
                 f"study {hpo.study} in {redacted(hpo.storage)} has no settings (its creation "
@@ -211,7 +239,9 @@ def open_study(params: Params, ref=None) -> optuna.Study:
             f"{study.direction.name.lower()} its objective, but hpo.objective "
             f"{hpo.objective} is to {direction(hpo.objective)}; set hpo.study to a new name"
         )
-    old = _settings_of(study, hpo)  # as today's rule sees them: a key made neutral is ignored
+    old = _settings_of(
+        storage, study, hpo
+    )  # as today's rule sees them: a key made neutral is ignored
     if old != settings:
         changed = ", ".join(_differences(old, settings)[:8])
         raise GanError(
