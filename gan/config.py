@@ -105,6 +105,10 @@ class PrepareConfig(Section):
 
 
 class PreprocessConfig(Section):
+    # The name of the data, the one key to change for your own: input defaults to
+    # data/raw/<dataset>, output to data/processed/<dataset>, and the classifier and the
+    # registry follow it (Params._derive_paths); dvc.yaml's paths are written from it.
+    dataset: Name | None = None
     input: str = "data/raw/digits"
     output: str = "data/processed/digits"
     resolution: int = 32
@@ -429,17 +433,23 @@ class Params(Section):
         The data of classifier, train and evaluate is preprocess.output; the run that
         evaluate and promote read is train.runs_dir/train.run. A key that is set, even to
         the same value, wins. dvc.yaml names the source keys in its deps for that reason.
-        Per dataset (the name of preprocess.output): the classifier, models/<name>/classifier,
-        and the registry, registry/<name>, so a second dataset judges and ranks its own models.
+        Per dataset (preprocess.dataset, else the name of preprocess.output): the raw and
+        processed folders, data/raw/<name> and data/processed/<name>, the classifier,
+        models/<name>/classifier, and the registry, registry/<name>, so pointing the pipeline
+        at a new folder is one edit and a second dataset judges and ranks its own models.
         classifier.kind follows evaluate.extractor when that asks for classifier or autoencoder.
         """
+        if self.preprocess.dataset is not None:
+            own = self.preprocess.dataset
+            paths = {"input": f"data/raw/{own}", "output": f"data/processed/{own}"}
+            self._fill("preprocess", paths)
         data = {"data": self.preprocess.output}
         run = {"run_dir": str(self.train.run_dir)}
         for name, derived in (("classifier", data), ("train", data), ("evaluate", data)):
             self._fill(name, derived)
         for name in ("evaluate", "promote"):
             self._fill(name, run)
-        dataset = Path(self.preprocess.output).name or "data"
+        dataset = self.preprocess.dataset or Path(self.preprocess.output).name or "data"
         self._fill("classifier", {"output": f"models/{dataset}/classifier"})
         if self.evaluate.extractor in ("classifier", "autoencoder"):  # what evaluate will load
             self._fill("classifier", {"kind": self.evaluate.extractor})

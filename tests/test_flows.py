@@ -222,9 +222,15 @@ def test_the_server_schedules_upcoming_weekly_retrain_runs(prefect_server, deplo
 
 
 def test_retrain_trains_evaluates_and_gates_when_data_changed(
-    prefect_server, project, pipeline_run
+    prefect_server, project, pipeline_run, monkeypatch
 ):
     from flows.retrain import retrain_flow
+
+    # the task processes find the server the way a worker's do: in their environment (this
+    # session's own settings are in-process only)
+    for key, value in prefect_server.env.items():
+        if key.startswith("PREFECT_"):
+            monkeypatch.setenv(key, value)
 
     changed = project / "raw-changed"
     shutil.copytree(project / "raw", changed)

@@ -18,10 +18,11 @@ import torch
 import yaml
 from conftest import REPO, digits_tensors
 from PIL import Image
-from test_pipeline_dvc import run
+from test_pipeline_dvc import ran_stages, run, tiny_repo
 from torch_fidelity.utils import prepare_input_from_descriptor
 
 from gan.cli import main
+from gan.errors import GanError
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 60, 230)}
 
@@ -54,6 +55,22 @@ def test_dvc_add_of_a_folder_under_data_raw(tmp_path):
     assert ignored.returncode == 0
 
 
+def test_one_name_points_every_stage_at_the_data():
+    from gan.config import parse_params
+
+    cfg = parse_params({"preprocess": {"dataset": "faces"}})
+    assert cfg.preprocess.input == "data/raw/faces"
+    assert cfg.preprocess.output == "data/processed/faces"
+    assert cfg.train.data == cfg.evaluate.data == cfg.classifier.data == "data/processed/faces"
+    assert cfg.classifier.output == cfg.evaluate.classifier == "models/faces/classifier"
+    assert cfg.promote.registry == "registry/faces"
+    own = parse_params({"preprocess": {"dataset": "faces", "input": "/mnt/photos"}})
+    assert own.preprocess.input == "/mnt/photos"  # a key that is set wins
+    assert own.preprocess.output == "data/processed/faces"
+    with pytest.raises(GanError, match="preprocess.dataset"):
+        parse_params({"preprocess": {"dataset": "../faces"}})  # names a folder
+
+
 PARAMS = {
     "preprocess": {"input": "data/raw/mine", "output": "data/processed/mine",
                    "resolution": 16, "channels": 3},
@@ -75,6 +92,32 @@ def fidelity_count(folder: Path) -> int:
     first = ds[0]
     assert first.dtype == torch.uint8 and first.shape == (3, 16, 16)
     return len(ds)
+
+
+@pytest.mark.slow
+def test_the_readme_steps_with_dvc_one_params_edit(tmp_path):
+    """`dvc add data/raw/mine`, `preprocess.dataset: mine` (+ channels, a property of these
+    images), `dvc repro`: every stage reads and writes the folders that name implies."""
+    repo = tiny_repo(tmp_path, ".gitignore")
+    make_folder(repo / "data/raw/mine", per_class=24)
+    run(["dvc", "add", "data/raw/mine"], repo)
+    run(["git", "add", "data/raw/mine.dvc", "data/raw/.gitignore"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["preprocess"].update(dataset="mine", channels=3)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], repo)
+    assert {"preprocess", "classifier", "train", "evaluate", "promote"} <= ran_stages(out)
+    manifest = json.loads((repo / "data/processed/mine/manifest.json").read_text())
+    assert manifest["channels"] == 3 and manifest["classes"] == sorted(COLOURS)
+    clf = json.loads((repo / "models/mine/classifier/metrics.json").read_text())
+    assert clf["test_accuracy"] >= 0  # the per-dataset classifier, from the dataset's name
+    assert not (repo / "models/digits").exists()
+    champion = json.loads((repo / "registry/mine/champion.json").read_text())
+    assert champion["version"] == 1
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert "data/raw/mine" in [d["path"] for d in lock["preprocess"]["deps"]]
+    assert [o["path"] for o in lock["classifier"]["outs"]] == ["models/mine/classifier"]
+    assert "up to date" in run(["dvc", "status"], repo)  # dvc.yaml's paths match the stages'
 
 
 @pytest.mark.slow
