@@ -17,7 +17,7 @@ from test_pipeline_dvc import run, tiny_repo
 
 pytestmark = pytest.mark.slow
 
-REGISTRY = "registry/digits"  # the default: registry/<name of preprocess.output>
+REGISTRY = "registry/digits"  # the default: registry/<preprocess.dataset>
 
 
 def history(repo: Path) -> list[dict]:
