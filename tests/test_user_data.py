@@ -23,6 +23,7 @@ from torch_fidelity.utils import prepare_input_from_descriptor
 
 from gan.cli import main
 from gan.errors import GanError
+from gan.metrics.extractor_quality import WEAK_SKILL
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 60, 230)}
 
@@ -74,12 +75,12 @@ def test_one_name_points_every_stage_at_the_data():
 PARAMS = {
     "preprocess": {"input": "data/raw/mine", "output": "data/processed/mine",
                    "resolution": 16, "channels": 3},
-    "classifier": {"output": "models/mine/classifier", "epochs": 1, "batch_size": 32},
+    "classifier": {"output": "models/mine/classifier", "epochs": 8, "batch_size": 16},
     "train": {"run": "mine", "steps": 4, "batch_size": 16, "log_every": 2, "sample_every": 4,
               "checkpoint_every": 4, "device": "cpu", "threads": 1, "progress": False,
               "augment": {"flip": True, "translate": 0.125},
               "model": {"family": "dcgan", "width": 8, "z_dim": 8}},
-    "evaluate": {"num_samples": 48, "kid_subset_size": 20, "device": "cpu"},
+    "evaluate": {"num_samples": 48, "device": "cpu"},  # KID: the largest subset (24)
 }  # fmt: skip
 
 
@@ -133,6 +134,9 @@ def test_the_pipeline_on_a_small_rgb_folder(tmp_path, monkeypatch, capsys):
     assert Path("models/mine/classifier").is_dir()
     metrics = json.loads(Path("reports/evaluate/metrics.json").read_text())
     assert metrics["fid"] >= 0
+    assert metrics["extractor_skill"] >= WEAK_SKILL  # a judge that knows the colours
+    assert metrics["kid_subset_size"] == 24  # all 24 test images (48 samples)
+    assert metrics["fid_real_floor"] < metrics["fid"]
     decision = json.loads(Path("reports/promote/decision.json").read_text())
     assert decision["decision"] == "promoted" and decision["version"] == 1
     assert Path(decision["registry"]) == Path("registry/mine")  # per dataset by default
@@ -143,3 +147,39 @@ def test_the_pipeline_on_a_small_rgb_folder(tmp_path, monkeypatch, capsys):
     assert main(["sample", "-n", "30", "--out-dir", "pngs/fake"]) == 0
     assert fidelity_count(tmp_path / "pngs/test") == manifest["splits"]["test"]["count"]
     assert fidelity_count(tmp_path / "pngs/fake") == 30
+
+
+@pytest.mark.slow
+def test_the_pipeline_on_a_flat_folder_without_labels(tmp_path, monkeypatch, capsys):
+    """No class subfolders: the classifier stage trains an autoencoder, evaluate measures
+    offline through its encoder (no IS, no classifier figures), and the model is promoted."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    flat = tmp_path / "data/raw/flat"
+    flat.mkdir(parents=True)
+    for png in make_folder(tmp_path / "sorted").rglob("*.png"):
+        png.rename(flat / f"{png.parent.name}-{png.name}")
+    params = {
+        **PARAMS,
+        "preprocess": {**PARAMS["preprocess"], "input": "data/raw/flat",
+                       "output": "data/processed/flat"},
+        "classifier": {"epochs": 12, "batch_size": 16, "lr": 2e-3},  # 72 steps
+        "train": {**PARAMS["train"], "run": "flat"},
+    }  # fmt: skip
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("preprocess", "classifier", "train", "evaluate", "promote"):
+        assert main([stage]) == 0, capsys.readouterr().err
+    extractor = tmp_path / "models/flat/classifier"  # the per-dataset default path
+    assert sorted(p.name for p in extractor.iterdir()) == [
+        "autoencoder.json", "autoencoder.safetensors", "metrics.json",
+    ]  # fmt: skip
+    metrics = json.loads(Path("reports/evaluate/metrics.json").read_text())
+    assert metrics["extractor_skill"] >= WEAK_SKILL
+    assert {"fid", "kid", "precision", "recall", "fid_real_floor", "kid_real_floor"} <= set(metrics)
+    assert not {k for k in metrics if k.startswith(("is", "class"))}
+    protocol = json.loads(Path("reports/evaluate/protocol.json").read_text())
+    assert protocol["extractor"].startswith("ganops-autoencoder-")
+    decision = json.loads(Path("reports/promote/decision.json").read_text())
+    assert decision["decision"] == "promoted" and Path(decision["registry"]) == Path(
+        "registry/flat"
+    )
