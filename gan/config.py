@@ -205,6 +205,9 @@ class ModelConfig(Section):
     family: str
 
 
+TRAIN_LATER_DEFAULTS = {"reuse_fake": True, "compile": False}
+
+
 class TrainConfig(Section):
     data: str = "data/processed/digits"
     runs_dir: str = "runs"
@@ -214,7 +217,9 @@ class TrainConfig(Section):
     batch_size: int = Field(64, gt=0, le=MAX_BATCH)  # and at most the train split (loop.py)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: bool | Literal["auto"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"  # auto: CUDA, or the family's CPU choice
+    reuse_fake: bool = True  # G's step reuses D's fake batch where the family allows (Phase)
+    compile: bool = False  # torch.compile the trained G and D (the time to compile counts)
     model: ModelConfig = Field(default_factory=lambda: {"family": "dcgan"})
     optim: OptimConfig = Field(default_factory=OptimConfig)
     lr_schedule: LrScheduleConfig = Field(default_factory=LrScheduleConfig)
@@ -231,6 +236,17 @@ class TrainConfig(Section):
     progress: bool = True
     threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: one per core
     world_size: int = Field(1, gt=0)  # data-parallel processes (one per GPU); batch_size is global
+
+    @model_serializer(mode="wrap")
+    def _later_keys_at_their_default_left_out(self, handler) -> dict[str, Any]:
+        """Keys added after runs were fingerprinted are dumped only when they differ from
+        their default, so runs and studies from before them keep their fingerprints."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for key, default in TRAIN_LATER_DEFAULTS.items():
+                if data.get(key, default) == default:
+                    data.pop(key, None)
+        return data
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> TrainConfig:

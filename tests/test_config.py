@@ -133,3 +133,16 @@ def test_one_list_of_neutral_train_keys():
     assert checkpoint.NEUTRAL_KEYS is NEUTRAL_KEYS
     assert set(TrainConfig.model_fields) >= NEUTRAL_KEYS
     assert {"init_from", "device"} == NOT_SETTINGS ^ NEUTRAL_KEYS  # the documented difference
+
+
+def test_later_train_keys_keep_fingerprints_at_their_defaults():
+    from gan.config import dump_section
+    from gan.training.checkpoint import fingerprint
+
+    default = parse_params({"train": {}}).train
+    written = parse_params({"train": {"reuse_fake": True, "compile": False}}).train
+    assert not {"reuse_fake", "compile"} & dump_section(default).keys()
+    assert fingerprint(dump_section(written), "h") == fingerprint(dump_section(default), "h")
+    changed = dump_section(parse_params({"train": {"reuse_fake": False, "compile": True}}).train)
+    assert (changed["reuse_fake"], changed["compile"]) == (False, True)
+    assert fingerprint(changed, "h") != fingerprint(dump_section(default), "h")

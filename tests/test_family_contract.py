@@ -1,5 +1,6 @@
 """The family contract: lazy phases (loss gain, lr/betas by k/(k+1)), per-group lr
-multipliers and eps, fp32 phases, tensor log values, persistent family state, EMA hook."""
+multipliers and eps, fp32 phases, tensor log values, persistent family state, EMA hook;
+fake batches reused across phases, batches shared by phases, channels_last per family."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from test_training import tiny
 from gan.data.shards import load_split
 from gan.device import pick_precision
 from gan.io import load_torch
+from gan.losses import d_loss, g_loss
 from gan.models import FAMILIES, get_family
 from gan.models.dcgan import DCGAN
 from gan.models.family import OptimizerSpec, ParamGroup, Phase
 from gan.training.checkpoint import list_checkpoints
 from gan.training.ema import half_life_beta
-from gan.training.loop import train
+from gan.training.loop import run_phases, train
 from gan.training.session import Session
 
 EVERY = 2
@@ -137,3 +139,49 @@ def test_families_state_their_task():
 def test_phases_refuse_a_zero_interval():
     with pytest.raises(ValueError, match="every and repeats"):
         Phase("x", "D", lambda b, s: (torch.zeros(()), {}), every=0)
+
+
+def _one_step(cfg, reuse: bool):
+    """A session after one trainer step, and the number of G forwards the step ran."""
+    cfg = cfg.model_copy(update={"reuse_fake": reuse})
+    session = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    calls = []
+    session.family.nets["G"].register_forward_hook(lambda *_: calls.append(1))
+    run_phases(session, 0, measure=False)
+    return session, len(calls)
+
+
+def test_reused_fakes_make_the_trainers_step_the_textbook_step(digits16, tmp_path):
+    """pytorch/examples' DCGAN step: G(z) once, D on its detached copy, G's step on the
+    same fakes through the updated D; one real batch drawn (and counted) per step."""
+    cfg = tiny(digits16, tmp_path)
+    ours, g_forwards = _one_step(cfg, reuse=True)
+    fresh, g_forwards_fresh = _one_step(cfg, reuse=False)
+    assert (g_forwards, g_forwards_fresh) == (1, 2)
+    assert ours.images_seen == fresh.images_seen == cfg.batch_size  # G draws no batch
+    plain = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    G, D, noise = plain.family.nets["G"], plain.family.nets["D"], plain.family.noise
+    opt_g, opt_d = plain.optimizers["G"], plain.optimizers["D"]
+    real = plain.loader.next()["images"]
+    fake = G(torch.randn(len(real), cfg.model.z_dim, generator=noise))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss(cfg.model.loss, D(real), D(fake.detach())).backward()
+    opt_d.step()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss(cfg.model.loss, D(fake)).backward()
+    opt_g.step()
+    for name, net in (("G", G), ("D", D)):
+        assert_same_state(ours.family.nets[name].state_dict(), net.state_dict(), name)
+    g_fresh, g_plain = fresh.family.nets["G"].state_dict(), G.state_dict()
+    assert not torch.equal(g_fresh["net.0.weight"], g_plain["net.0.weight"])  # fresh latents
+
+
+def test_channels_last_auto_follows_the_family_on_the_cpu():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for family in ("dcgan", "stylegan2", "biggan"):
+        assert get_family(family).cpu_channels_last
+    assert not get_family("cyclegan").cpu_channels_last  # instance norm, reflection pad
+    assert pick_precision(cpu, "auto", "auto", cpu_channels_last=True).channels_last
+    assert not pick_precision(cpu, "auto", "auto", cpu_channels_last=False).channels_last
+    assert not pick_precision(cpu, "auto", False, cpu_channels_last=True).channels_last
+    assert pick_precision(cuda, "fp32", "auto").channels_last

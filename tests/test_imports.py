@@ -1,4 +1,5 @@
-"""Static import structure of gan/: it never imports flows/, and DVC stages depend on their code.
+"""Static import structure of gan/: it never imports flows/, and DVC stages depend on their code;
+and what `gan --help` and `gan train` import when they run (their start-up time).
 
 The walk is ast-based (imports inside functions count, and so do "gan.x.y:Name" strings,
 the way gan.models.FAMILIES imports a family lazily), so it sees code a stage may run
@@ -9,7 +10,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
+import os
 import shlex
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -189,3 +194,55 @@ def test_flows_commands_plug_in_through_the_entry_point_group(monkeypatch):
         cli, "entry_points", lambda group: [Point()] if group == cli.COMMANDS else []
     )
     assert cli.main(["hello"]) == 0
+
+
+# -- what a command imports when it runs (start-up time) ----------------------------------
+HEAVY_FOR_TRAIN = ("prefect", "dvc", "dvclive", "optuna", "torchvision", "torch_fidelity")
+
+_RUN_AND_LIST_MODULES = """
+import json, sys
+from gan import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def modules_after(args: list[str], cwd: Path) -> set[str]:
+    """Top-level modules loaded by the time `gan <args>` returns, in a fresh interpreter
+    outside DVC (under `dvc repro` the train stage adds dvclive on purpose)."""
+    env = {k: v for k, v in os.environ.items() if k != "DVC_ROOT"}
+    env |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST_MODULES, *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["code"] in (0, None), out.stderr
+    return set(result["modules"])
+
+
+def test_gan_help_imports_no_torch(tmp_path):
+    loaded = modules_after(["--help"], tmp_path)
+    assert not loaded & {"torch", "numpy", "pandas", "prefect", "dvc", "optuna"}
+
+
+def test_gan_train_imports_no_pipeline_or_search_libraries(digits16, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "train": {
+                    "data": str(digits16), "runs_dir": str(tmp_path / "runs"), "steps": 2,
+                    "batch_size": 8, "device": "cpu", "threads": 1, "progress": False,
+                    "log_every": 1, "sample_every": 1, "checkpoint_every": 1, "grid_size": 4,
+                    "model": {"family": "dcgan", "z_dim": 8, "width": 8},
+                }
+            }
+        )
+    )  # fmt: skip
+    loaded = modules_after(["train", "-p", str(params)], tmp_path)
+    assert (tmp_path / "runs" / "default" / "export").is_dir()  # it trained and exported
+    assert "torch" in loaded and not loaded & set(HEAVY_FOR_TRAIN), loaded & set(HEAVY_FOR_TRAIN)

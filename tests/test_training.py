@@ -174,3 +174,36 @@ def test_threads_apply_during_training_only_and_keep_the_checkpoints(digits16, t
     assert seen == [1] * 4 and torch.get_num_threads() == before
     assert resumed["resumed_from_step"] == 4  # threads do not change what a run is
     assert resumed["fingerprint"] == first["fingerprint"]
+
+
+def _session(cfg: TrainConfig):
+    from gan.data.shards import load_split
+    from gan.device import pick_precision
+    from gan.training.session import Session
+
+    return Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+
+
+def test_adam_is_fused_and_resumes_a_checkpoint_of_the_per_tensor_loop(digits16, tmp_path):
+    cfg = tiny(digits16, tmp_path, steps=4)
+    train(cfg)
+    state = load_torch(list_checkpoints(cfg.run_dir)[-1])
+    assert all(g["fused"] for o in state["optimizers"].values() for g in o["param_groups"])
+    for o in state["optimizers"].values():  # as written before fused Adam
+        for g in o["param_groups"]:
+            g["fused"], g["foreach"] = None, None
+    session = _session(cfg)
+    session.load_state_dict(state, "ckpt")
+    for name, opt in session.optimizers.items():
+        assert all(g["fused"] for g in opt.param_groups), name  # the kernel stays fused
+        assert_same_state(opt.state_dict()["state"], state["optimizers"][name]["state"], name)
+
+
+def test_compile_compiles_the_trained_nets_in_place(digits16, tmp_path):
+    plain = _session(tiny(digits16, tmp_path))
+    compiled = _session(tiny(digits16, tmp_path, compile=True))
+    nets = compiled.family.nets
+    assert nets["G"]._compiled_call_impl is not None and nets["D"]._compiled_call_impl is not None
+    assert nets["G_ema"]._compiled_call_impl is None  # EMA copies only feed exports
+    for name, net in nets.items():  # checkpoints and exports keep their keys
+        assert net.state_dict().keys() == plain.family.nets[name].state_dict().keys()

@@ -248,7 +248,14 @@ class CycleGAN(GANFamily):
 
     # -- objective ----------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("G_main", "G", self._g_main), Phase("D_main", "D", self._d_main)]
+        """D judges the step's batch and the pool's fakes, as in the official
+        optimize_parameters. The G phase's fakes already feed D through the pool, which
+        is not the textbook reuse (D's step comes after G's), so train.reuse_fake does
+        not apply."""
+        return [
+            Phase("G_main", "G", self._g_main),
+            Phase("D_main", "D", self._d_main, fresh_batch=False),
+        ]
 
     def _d(self, domain: str, x: torch.Tensor) -> torch.Tensor:
         return self.nets["D"][domain](self.augment(x))

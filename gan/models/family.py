@@ -47,14 +47,24 @@ class Phase:
     A phase with `every` k > 1 is lazy regularisation as in stylegan2-ada: it runs on steps
     where step % k == 0, the trainer scales its loss by k, and the optimiser it steps gets
     lr * k/(k+1) and betas ** (k/(k+1)), so `every` means what the paper means.
+
+    `fresh_batch` False: the phase takes the batch the step drew last instead of a new one
+    (a G phase that looks at no real image, or one that should see D's). `graph_for`
+    names another optimiser whose parameters the trainer keeps under autograd during this
+    phase's last repeat when `train.reuse_fake` is on, so the fake batch this phase makes
+    carries its graph to that optimiser's phase, as the textbook DCGAN loop reuses D's
+    fakes for G's step; the family detaches it for D and falls back to generating afresh
+    when the fake has no graph (reuse off, or the phase run on its own).
     """
 
     name: str
     optimizer: str
     loss: LossFn
     every: int = 1
-    repeats: int = 1  # e.g. critic steps per generator step; each repeat takes a fresh batch
+    repeats: int = 1  # e.g. critic steps per generator step; each repeat draws a batch
     fp32: bool = False  # run outside autocast (R1 and path-length terms need the precision)
+    fresh_batch: bool = True
+    graph_for: str | None = None
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.repeats < 1:
@@ -97,6 +107,9 @@ class GANFamily(ABC):
     # What a trained model does: "sample" (generate from latents) or "translate" images.
     task: ClassVar[Literal["sample", "translate"]] = "sample"
     standing_batches: int = 16  # batches for the exported G's batch-norm statistics
+    # train.channels_last auto on the CPU: whether this family's convolutions run faster in
+    # channels_last there (measured per family; CUDA always uses it)
+    cpu_channels_last: ClassVar[bool] = False
     # Adam settings of the family's paper, used where params.yaml leaves train.optim unset
     optim_defaults: ClassVar[dict[str, Any]] = {}
 

@@ -23,6 +23,7 @@ from gan.export import save_export
 from gan.grid import save_grid
 from gan.io import check_writable, clean_stale_temps, load_torch, read_json, write_json
 from gan.losses import grad_norm
+from gan.models import get_family
 from gan.models.family import Batch
 from gan.progress import progress
 from gan.training import launch
@@ -113,16 +114,22 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     """One training step: every phase due at `step`, each optimiser stepped once per repeat.
 
     Returns the log row on `measure` steps (numbers read from the device only then); a lazy
-    phase that did not run on this step shows the values of its latest run."""
+    phase that did not run on this step shows the values of its latest run. Images seen
+    (img/s) count each real batch drawn once, however many phases look at it."""
     grads: dict[str, torch.Tensor] = {}
+    batch: Batch | None = None
     for phase in session.family.phases():
         if step % phase.every:
             continue
         opt = session.optimizers[phase.optimizer]
-        session.train_only(phase.optimizer)
-        for _ in range(phase.repeats):
-            batch = session.loader.next()
-            session.images_seen += phase_images(batch)
+        for i in range(phase.repeats):
+            last = i == phase.repeats - 1
+            if i == 0 or last:  # the last repeat may also record the graph of another net
+                graph_for = phase.graph_for if last and session.cfg.reuse_fake else None
+                session.train_only(phase.optimizer, graph_for)
+            if batch is None or phase.fresh_batch:
+                batch = session.loader.next()
+                session.images_seen += phase_images(batch)
             autocast = nullcontext() if phase.fp32 else session.precision.autocast()
             with autocast:
                 loss, extra = phase.loss(batch, step)
@@ -190,7 +197,8 @@ def _train(
 ) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    precision = pick_precision(device, cfg.precision, cfg.channels_last)
+    family = get_family(cfg.model.family)
+    precision = pick_precision(device, cfg.precision, cfg.channels_last, family.cpu_channels_last)
     split = load_split(cfg.data, "train")
     _check_batch(cfg, split)
     run_dir = cfg.run_dir

@@ -59,7 +59,45 @@ def build_optimizer(spec: OptimizerSpec, interval: int = 1) -> torch.optim.Optim
     ratio = interval / (interval + 1) if interval > 1 else 1.0
     betas = (spec.betas[0] ** ratio, spec.betas[1] ** ratio)
     groups = [{"params": g.params, "lr": spec.lr * ratio * g.lr_mult} for g in spec.groups()]
-    return torch.optim.Adam(groups, lr=spec.lr * ratio, betas=betas, eps=spec.eps)
+    return torch.optim.Adam(
+        groups,
+        lr=spec.lr * ratio,
+        betas=betas,
+        eps=spec.eps,
+        **adam_kernel([p for g in spec.groups() for p in g.params]),
+    )
+
+
+def adam_kernel(params: list[nn.Parameter]) -> dict[str, bool | None]:
+    """The fused Adam kernel on CPU and CUDA (one pass over all parameters: 3-6x faster
+    steps than the per-tensor loop on the 2-core CPU), torch's default elsewhere."""
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
+    return {"fused": fused or None, "foreach": None}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load an optimiser's state but keep this process's kernel choice: a checkpoint
+    written with another kernel (or before fused Adam) resumes the same moments and
+    steps, and the groups' `fused`/`foreach` flags stay what build_optimizer chose."""
+    kernel = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, flags in zip(opt.param_groups, kernel, strict=True):
+        group.update(flags)
+
+
+def compile_for_training(nets: dict[str, nn.Module], averages: set[str]) -> None:
+    """torch.compile the trained networks in place (their state_dict keys stay as they
+    are, so checkpoints and exports do not change); a ModuleDict of networks (CycleGAN's
+    two generators) compiles each member. EMA copies only run inside exports and grids.
+    On the 2-core CPU compiling DCGAN took minutes and its steps were no faster, so
+    `train.compile` is off by default."""
+    for name, net in nets.items():
+        if name in averages:
+            continue
+        for module in net.values() if isinstance(net, nn.ModuleDict) else [net]:
+            module.compile()
 
 
 class Session:
@@ -97,6 +135,8 @@ class Session:
             nets[ema_name] = copy.deepcopy(nets[source]).eval().requires_grad_(False)
         for net in nets.values():
             net.to(device=device, memory_format=precision.memory_format())
+        if cfg.compile:
+            compile_for_training(nets, set(self.family.ema))
         if ranks.active:  # anything drawing from the global stream differs per rank
             torch.manual_seed(ranks.seed(cfg.seed + 4))
             self.family.rank_streams(ranks.seed(cfg.seed + 5))
@@ -124,11 +164,12 @@ class Session:
         self.phase_logs: dict[str, dict[str, torch.Tensor]] = {}  # each phase's latest values
 
     # -- which parameters a phase trains ------------------------------------------------
-    def train_only(self, optimizer: str) -> None:
+    def train_only(self, optimizer: str, graph_for: str | None = None) -> None:
+        """Autograd on for `optimizer`'s parameters (and `graph_for`'s: see Phase)."""
         for name, opt in self.optimizers.items():
             for group in opt.param_groups:
                 for p in group["params"]:
-                    p.requires_grad_(name == optimizer)
+                    p.requires_grad_(name in (optimizer, graph_for))
 
     def params_of(self, optimizer: str) -> list[nn.Parameter]:
         return [p for g in self.optimizers[optimizer].param_groups for p in g["params"]]
@@ -168,7 +209,7 @@ class Session:
             for k, net in self.family.nets.items():
                 net.load_state_dict(state["nets"][k])
             for k, opt in self.optimizers.items():
-                opt.load_state_dict(state["optimizers"][k])
+                load_optimizer(opt, state["optimizers"][k])
             for k, sch in self.schedulers.items():
                 sch.load_state_dict(state["schedulers"][k])
             rng = state["rank_rng"][self.ranks.rank] if self.ranks.active else state["rng"]

@@ -62,6 +62,7 @@ class BigGAN(GANFamily):
         "g_lr": DEFAULT_G_LR, "d_lr": DEFAULT_D_LR, "g_betas": DEFAULT_BETAS, "d_betas": DEFAULT_BETAS
     }  # fmt: skip
     conditional = True
+    cpu_channels_last = True  # 3x3 convolutions: a step 0.78x the time on the CPU
 
     def __init__(self, cfg: BigGANConfig, data, optim, device, augment) -> None:
         super().__init__(cfg, data, optim, device, augment)
@@ -144,9 +145,13 @@ class BigGAN(GANFamily):
         return self.cfg.adam_eps
 
     def phases(self) -> list[Phase]:
+        """G's step looks at no real image, so it draws no batch. It draws fresh latents
+        and classes as the official train_fns do, rather than reusing the last D step's
+        fakes (train.reuse_fake does not apply: that would also skip a power iteration of
+        G's spectral norms)."""
         return [
             Phase("D_main", "D", self._d_main, repeats=self.cfg.d_steps),
-            Phase("G_main", "G", self._g_main),
+            Phase("G_main", "G", self._g_main, fresh_batch=False),
         ]
 
     def _fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
