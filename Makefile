@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 ACTIVATE := . $(VENV)/bin/activate
 VEGA := $(VENV)/share/vega/template.html
 
-.PHONY: setup pipeline test lint services bench bench-gpu clean
+.PHONY: setup pipeline test lint services bench bench-gpu bench-pipeline clean
 
 setup: $(STAMP) $(VEGA)
 
@@ -48,6 +48,10 @@ bench: $(STAMP)
 # Without CUDA: one line saying so, exit status 0.
 bench-gpu: $(STAMP)
 	$(ACTIVATE) && python benchmarks/gpu.py
+
+# What dvc repro and the Prefect flow add to the stages' own compute (runs the pipeline 3 times).
+bench-pipeline: $(STAMP)
+	$(ACTIVATE) && python benchmarks/pipeline_overhead.py
 
 clean:
 	rm -rf runs reports models registry data/raw data/processed .cache
