@@ -177,7 +177,7 @@ def startup(device: str, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", default=",".join(PRESETS))
+    ap.add_argument("--families", default=",".join(PRESETS), help="comma-separated; '' for none")
     ap.add_argument("--batches", default="0.5,1,2", help="multiples of each preset's batch size")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--warmup", type=int, default=2)
@@ -207,9 +207,11 @@ def main() -> None:
                     "warmup": args.warmup, "blocks": args.blocks, "steps": args.steps}  # fmt: skip
             report["training"].append(run_point(spec))
             print(report["training"][-1], flush=True)
+            harness.write_report("families", report, args.out_dir)  # kept if a later part fails
     n = 10 if args.quick else 200
     report["loading"] = loading(args.device, 64, n)
     report["evaluation"] = extractor_speed(args.device, 64, n // 4)
+    harness.write_report("families", report, args.out_dir)
     report["startup"] = startup(args.device, 1 if args.quick else 3)
     path = harness.write_report("families", report, args.out_dir)
     print()
