@@ -102,7 +102,7 @@ def test_the_readme_steps_with_dvc_one_params_edit(tmp_path):
     repo = tiny_repo(tmp_path, ".gitignore")
     make_folder(repo / "data/raw/mine", per_class=24)
     run(["dvc", "add", "data/raw/mine"], repo)
-    run(["git", "add", "data/raw/mine.dvc", "data/raw/.gitignore"], repo)
+    run(["git", "add", "data/raw/mine.dvc"], repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["preprocess"].update(dataset="mine", channels=3)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
