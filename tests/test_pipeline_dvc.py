@@ -85,6 +85,9 @@ def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
     assert (repo / "reports/promote/report.md").is_file()
     shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert "fid" in shown
+    (live,) = json.JSONDecoder().raw_decode(shown, shown.index("{"))[0].values()  # workspace
+    live = live["data"]
+    assert live["runs/digits-dcgan/dvclive/metrics.json"]["data"]["step"] == 8  # dvclive's
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "first run"], repo)
 
