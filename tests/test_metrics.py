@@ -220,6 +220,7 @@ def test_evaluate_writes_metrics_and_is_deterministic(
 
     assert first == second
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == cached  # reused, not rewritten
+    assert [p.split("-")[1] for p in cached] == ["test", "train"]  # the floor's train side too
     report = tmp_path / "report"
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics) == {

@@ -5,6 +5,7 @@
   value is the figure `gan evaluate` reports for the trial's export;
 - `score`: the torch-fidelity metrics of images against one reference split, with the
   reference's features in the safe cache (gan.metrics.fidelity, gan.metrics.feature_cache);
+- `extractor_skill`: how well our own extractor knows the data, warned about when weak;
 - `confident_fraction`: the fraction of images the dataset's classifier assigns to a class
   with probability >= a threshold (``classifier_confident``), for evaluate and HPO alike;
 - `protocol_record`: the protocol fields every measurement carries (gan.metrics.protocol
@@ -26,7 +27,8 @@ from gan.data.shards import read_manifest
 from gan.errors import GanError
 from gan.grid import to_uint8
 from gan.metrics.classifier import TrainedClassifier, load_classifier
-from gan.metrics.extractors import Extractor
+from gan.metrics.extractor_quality import SKILL_KEY, classifier_quality, warn_if_weak
+from gan.metrics.extractors import CLASSIFIER_PREFIX, Extractor
 from gan.metrics.fidelity import compute_metrics, reference_cache_name
 
 REFERENCE_SPLIT = "test"
@@ -126,6 +128,21 @@ def checked_classifier(path: str | Path, content_hash: str, data: str | Path) ->
             f"{data} is {content_hash[:12]}; retrain it with `gan classifier`"
         )
     return trained
+
+
+def extractor_skill(
+    extractor: Extractor, test_accuracy: float | None = None, test_labels=None
+) -> dict[str, float]:
+    """``extractor_skill`` of our own extractors, with one loud warning when it is too weak
+    to judge (gan.metrics.extractor_quality); a classifier from before skills were recorded
+    gets it from `test_accuracy` on `test_labels`. {} for other extractors."""
+    record = extractor.quality
+    if record is None and extractor.name.startswith(CLASSIFIER_PREFIX) and test_accuracy:
+        record = classifier_quality(test_accuracy, test_labels)
+    if record is None:
+        return {}
+    warn_if_weak(extractor.source, record)
+    return {SKILL_KEY: float(record["skill"])}
 
 
 def confident_fraction(logits: torch.Tensor, threshold: float) -> float:

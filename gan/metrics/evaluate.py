@@ -45,14 +45,14 @@ from gan.metrics.core import (
     Measurement,
     checked_classifier,
     confident_fraction,
+    extractor_skill,
     generate_samples,
     is_translation,
     protocol_record,
     reference_content_hash,
     score,
 )
-from gan.metrics.extractor_quality import SKILL_KEY, classifier_quality, warn_if_weak
-from gan.metrics.extractors import CLASSIFIER_PREFIX, Extractor, resolve_extractor
+from gan.metrics.extractors import resolve_extractor
 from gan.metrics.fidelity import (
     ISC_SPLITS,
     PRC_NEIGHBORHOOD,
@@ -125,18 +125,6 @@ def _classifier_figures(
     )
     figures["classifier_test_accuracy"] = float(trained.meta["test_accuracy"])
     return figures, trained.weights_sha256
-
-
-def _extractor_skill(extractor: Extractor, figures: dict, test_labels) -> dict[str, float]:
-    """``extractor_skill`` of our own extractors (a classifier from before skills were
-    recorded: from its test accuracy), with one loud warning when it is too weak to judge."""
-    record = extractor.quality
-    if record is None and extractor.name.startswith(CLASSIFIER_PREFIX) and figures:
-        record = classifier_quality(figures["classifier_test_accuracy"], test_labels)
-    if record is None:
-        return {}
-    warn_if_weak(extractor.source, record)
-    return {SKILL_KEY: float(record["skill"])}
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
@@ -220,7 +208,8 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     metrics.update(floor)
     figures, classifier_sha = _classifier_figures(cfg, exported, fake, labels, content_hash, real)
     metrics.update(figures)
-    metrics.update(_extractor_skill(extractor, figures, reference.labels))
+    accuracy = figures.get("classifier_test_accuracy")
+    metrics.update(extractor_skill(extractor, accuracy, reference.labels))
     if exported.conditional and labels is not None and "fid" in cfg.metrics:
         metrics.update(per_class_fid(fake, labels, real, reference.labels, extractor, cfg, device))
     protocol = protocol_record(

@@ -26,7 +26,13 @@ from gan.errors import GanError
 from gan.grid import to_uint8
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
-from gan.metrics.core import REFERENCE_SPLIT, Measurement, protocol_record, score
+from gan.metrics.core import (
+    REFERENCE_SPLIT,
+    Measurement,
+    extractor_skill,
+    protocol_record,
+    score,
+)
 from gan.metrics.extractors import Extractor
 from gan.metrics.fidelity import kid_subset as kid_subset_for
 
@@ -106,6 +112,7 @@ def measure_translation(
         err = cycle_error(family, module, real[src].images, direction, cfg.batch_size)
         metrics[f"cycle_l1_{src}"] = err
     classifier_sha = _class_preservation(cfg, real, fake, content_hash, metrics)
+    metrics.update(extractor_skill(extractor))  # warned about, and refused by promote, if weak
     if cfg.truth:
         for direction, (src, d) in DIRECTIONS.items():
             truth = load_truth(cfg.truth, real[src], cfg.data)
