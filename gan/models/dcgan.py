@@ -20,9 +20,10 @@ from gan.config import ModelConfig
 from gan.losses import d_loss, g_loss, gradient_penalty
 from gan.models.family import Batch, DataInfo, GANFamily, Phase
 from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
-from gan.models.layers.spectral import SNConv2d
+from gan.models.layers.spectral import SNConv2d, SNEmbedding
 
-LATER_KEYS = {"g_width", "d_width", "d_spectral"}  # added after runs were fingerprinted
+# added after runs were fingerprinted
+LATER_KEYS = {"g_width", "d_width", "d_spectral", "conditional"}
 
 
 class DCGANConfig(ModelConfig):
@@ -32,6 +33,9 @@ class DCGANConfig(ModelConfig):
     g_width: int | None = Field(None, gt=0, le=4096)  # None: width
     d_width: int | None = Field(None, gt=0, le=4096)  # None: width
     d_spectral: bool = False  # spectral norm on every D convolution
+    # class-conditional (needs labelled data): G gets an embedding of the class beside z,
+    # D a projection of the class onto its last features (Miyato & Koyama 2018)
+    conditional: bool = False
     loss: Literal["nonsaturating", "hinge", "lsgan", "wgan-gp"] = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)
     n_critic: int = Field(1, gt=0, le=100)
@@ -72,12 +76,18 @@ def d_norm_kind(cfg: DCGANConfig) -> str:
 
 
 class Generator(nn.Module):
-    def __init__(self, z_dim: int, width: int, resolution: int, channels: int) -> None:
+    """``G(z)``, or ``G(z, y)`` with ``n_classes``: the class embedding (``z_dim`` wide)
+    joins z at the input."""
+
+    def __init__(
+        self, z_dim: int, width: int, resolution: int, channels: int, n_classes: int = 0
+    ) -> None:
         super().__init__()
         ch = stage_channels(width, _stages(resolution))
-        self.z_dim = z_dim
+        self.z_dim, self.n_classes = z_dim, n_classes
+        self.embed = nn.Embedding(n_classes, z_dim) if n_classes else None
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, ch[0], 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim * (2 if n_classes else 1), ch[0], 4, 1, 0, bias=False),
             nn.BatchNorm2d(ch[0]),
             nn.ReLU(True),
         ]
@@ -91,13 +101,26 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a class-conditional generator needs the labels y")
+            z = torch.cat([z, self.embed(y)], dim=1)
         return self.net(z[:, :, None, None])
 
 
 class Discriminator(nn.Module):
+    """``D(x)``, or ``D(x, y)`` with ``n_classes``: the projection <embed(y), h> of the class
+    onto the last features h (summed over the 4x4 map) adds to the logit."""
+
     def __init__(
-        self, width: int, resolution: int, channels: int, norm: str, spectral: bool = False
+        self,
+        width: int,
+        resolution: int,
+        channels: int,
+        norm: str,
+        spectral: bool = False,
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         ch = stage_channels(width, _stages(resolution))[::-1]  # finest to coarsest
@@ -111,10 +134,20 @@ class Discriminator(nn.Module):
             layers += [nn.LeakyReLU(0.2, True)]
         layers += [conv(ch[-1], 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
+        self.embed = None
+        if n_classes:
+            self.embed = (SNEmbedding if spectral else nn.Embedding)(n_classes, ch[-1])
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
         dcgan_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is None:
+            return self.net(x).flatten()
+        if y is None:
+            raise ValueError("a class-conditional discriminator needs the labels y")
+        h = self.net[:-1](x)
+        projection = (self.embed(y) * h.sum(dim=(2, 3))).sum(dim=1)
+        return self.net[-1](h).flatten() + projection
 
 
 class DCGAN(GANFamily):
@@ -131,18 +164,39 @@ class DCGAN(GANFamily):
             data.channels,
             d_norm_kind(cfg),
             spectral=cfg.d_spectral,
+            n_classes=self.n_classes,
         )
-        self._kept_fake: torch.Tensor | None = None  # D's fakes with G's graph, for G's step
+        # D's fakes (with G's graph) and their classes, for G's step
+        self._kept_fake: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return self.data.num_classes if self.is_conditional(self.cfg, self.data) else 0
+
+    @classmethod
+    def is_conditional(cls, cfg: DCGANConfig, data: DataInfo) -> bool:
+        if cfg.conditional and data.num_classes < 2:
+            raise ValueError("conditional: true needs labelled data (class subfolders)")
+        return cfg.conditional
 
     @classmethod
     def build_generator(cls, cfg: DCGANConfig, data: DataInfo) -> nn.Module:
-        return Generator(cfg.z_dim, cfg.g_width or cfg.width, data.resolution, data.channels)
+        n_classes = data.num_classes if cls.is_conditional(cfg, data) else 0
+        width = cfg.g_width or cfg.width
+        return Generator(cfg.z_dim, width, data.resolution, data.channels, n_classes)
 
     @classmethod
     def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
         device = next(G.parameters()).device
         z = torch.randn(n, G.z_dim, generator=generator, device=generator.device).to(device)
-        return G(z * truncation if truncation != 1.0 else z)
+        z = z * truncation if truncation != 1.0 else z
+        if not G.n_classes:
+            return G(z)
+        if labels is None:  # a conditional G asked for no class: uniformly drawn classes
+            labels = torch.randint(
+                0, G.n_classes, (n,), generator=generator, device=generator.device
+            )
+        return G(z, labels.long().to(device))
 
     def phases(self) -> list[Phase]:
         """D's (last) phase makes the fakes G's step then reuses, as the textbook loop does,
@@ -153,31 +207,36 @@ class DCGAN(GANFamily):
             Phase("G_main", "G", self._g_main, fresh_batch=False),
         ]
 
-    def _fake(self, n: int) -> torch.Tensor:
+    def _fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         z = torch.randn(n, self.cfg.z_dim, generator=self.noise, device=self.device)
-        return self.nets["G"](z)
+        if not self.n_classes:
+            return self.nets["G"](z), None
+        y = torch.randint(0, self.n_classes, (n,), generator=self.noise, device=self.device)
+        return self.nets["G"](z, y), y
 
-    def _d(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nets["D"](self.augment(x))
+    def _d(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.augment(x)
+        return self.nets["D"](x) if y is None else self.nets["D"](x, y)
 
     def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = batch["images"]
+        labels = batch["labels"] if self.n_classes else None
         # with G's graph when the trainer keeps G under autograd here (Phase.graph_for)
-        kept = self._fake(real.shape[0])
-        self._kept_fake = kept if kept.requires_grad else None
+        kept, y = self._fake(real.shape[0])
+        self._kept_fake = (kept, y) if kept.requires_grad else None
         fake = kept.detach()
-        real_logits, fake_logits = self._d(real), self._d(fake)
+        real_logits, fake_logits = self._d(real, labels), self._d(fake, y)
         self.observe_real(real_logits)
         loss = d_loss(self.cfg.loss, real_logits, fake_logits)
         logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
         if self.cfg.loss == "wgan-gp" and self.cfg.gp_weight > 0:
-            gp = gradient_penalty(self._d, real, fake, self.noise)
+            gp = gradient_penalty(lambda x: self._d(x, labels), real, fake, self.noise)
             loss = loss + self.cfg.gp_weight * gp
             logs["gp"] = gp.detach()
         return loss, logs
 
     def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        fake, self._kept_fake = self._kept_fake, None
-        if fake is None:  # no graph kept (reuse off, or G's phase on its own): generate
-            fake = self._fake(batch["images"].shape[0])
-        return g_loss(self.cfg.loss, self._d(fake)), {}
+        kept, self._kept_fake = self._kept_fake, None
+        # no graph kept (reuse off, or G's phase on its own): generate
+        fake, y = kept if kept is not None else self._fake(batch["images"].shape[0])
+        return g_loss(self.cfg.loss, self._d(fake, y)), {}

@@ -1,0 +1,70 @@
+"""Class-conditional DCGAN (train.model.conditional): class embedding into G, projection in
+D, labels required, exact resume, an export that honours the labels asked for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_same_state, digits_tensors, straight_and_resumed, write_dataset
+from test_training import tiny
+
+from gan.config import OptimConfig
+from gan.errors import GanError
+from gan.export import load_export
+from gan.models.dcgan import DCGAN, DCGANConfig
+from gan.models.family import DataInfo
+from gan.training.loop import train
+
+CONDITIONAL = {"family": "dcgan", "z_dim": 8, "width": 8, "conditional": True}
+
+
+def _family(conditional: bool, num_classes: int = 10) -> DCGAN:
+    cfg = DCGANConfig(z_dim=8, width=8, conditional=conditional, d_spectral=True)
+    data = DataInfo(16, 1, num_classes)
+    return DCGAN(cfg, data, OptimConfig(), torch.device("cpu"), lambda x: x)
+
+
+def test_the_class_changes_both_networks_and_off_keeps_the_old_ones():
+    torch.manual_seed(0)
+    fam = _family(True)
+    G, D = fam.nets["G"].eval(), fam.nets["D"].eval()
+    z = torch.randn(2, 8)
+    three, five = torch.tensor([3, 3]), torch.tensor([5, 5])
+    assert not torch.allclose(G(z, three), G(z, five))
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.nn.init.normal_(D.embed.weight)  # init is N(0, 0.02): make the term visible
+    assert not torch.allclose(D(x, three), D(x, five))
+    with pytest.raises(ValueError, match="needs the labels"):
+        G(z)
+    plain = _family(False)
+    assert plain.nets["G"].embed is None and plain.nets["D"].embed is None
+    assert "embed.weight" not in plain.nets["G"].state_dict()
+    assert "conditional" not in DCGANConfig().model_dump()  # old fingerprints hold
+
+
+def test_conditional_needs_labelled_data():
+    with pytest.raises(ValueError, match="labelled data"):
+        _family(True, num_classes=0)
+
+
+def test_conditional_training_resumes_exactly_and_exports_labels(digits16, tmp_path):
+    def make(d):
+        return tiny(digits16, d, model=CONDITIONAL, threads=1)
+
+    straight, _, a, b = straight_and_resumed(make, tmp_path)
+    for key in ("nets", "optimizers", "rng"):
+        assert_same_state(a[key], b[key], key)
+    exported = load_export(straight.run_dir / "export")
+    assert exported.conditional
+    G = exported.generator
+    fixed = torch.Generator().manual_seed(0)
+    sevens = exported.family.generate(G, 4, fixed, labels=torch.full((4,), 7))
+    assert sevens.shape == (4, 1, 16, 16)
+
+
+def test_conditional_on_unlabelled_data_stops_naming_the_data(tmp_path):
+    images, _ = digits_tensors(16)
+    flat = write_dataset(tmp_path / "flat", images[:64], torch.full((64,), -1))
+    with pytest.raises(GanError, match=r"labelled data.*flat"):
+        train(tiny(flat, tmp_path, model=CONDITIONAL, steps=1, threads=1))
