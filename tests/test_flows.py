@@ -222,15 +222,9 @@ def test_the_server_schedules_upcoming_weekly_retrain_runs(prefect_server, deplo
 
 
 def test_retrain_trains_evaluates_and_gates_when_data_changed(
-    prefect_server, project, pipeline_run, monkeypatch
+    prefect_server, project, pipeline_run
 ):
     from flows.retrain import retrain_flow
-
-    # the task processes find the server the way a worker's do: in their environment (this
-    # session's own settings are in-process only)
-    for key, value in prefect_server.env.items():
-        if key.startswith("PREFECT_"):
-            monkeypatch.setenv(key, value)
 
     changed = project / "raw-changed"
     shutil.copytree(project / "raw", changed)
@@ -243,7 +237,6 @@ def test_retrain_trains_evaluates_and_gates_when_data_changed(
         str(project / "params.yaml"),
         overrides=[f"preprocess.input={changed}"],
         warm_start=True,
-        task_runner="processes",  # the classifier beside train, each in a process of its own
         return_state=True,
     )
     result = state.result()
@@ -261,8 +254,8 @@ def test_retrain_trains_evaluates_and_gates_when_data_changed(
     assert any("warm-starting from champion v1" in m for m in logs)
     states = prefect_server.task_states(state.state_details.flow_run_id)
     assert states["preprocess"] == ["Completed"] and states["train"] == ["Completed"]
-    assert states["classifier"] == ["Completed"]  # new data: trained again, beside train
-    assert any(m.startswith("train step 8/8 (100%)") for m in logs)  # from the worker process
+    assert states["classifier"] == ["Completed"]  # new data: trained again
+    assert any(m.startswith("train step 8/8 (100%)") for m in logs)
 
 
 @pytest.mark.parametrize(
