@@ -246,10 +246,12 @@ def test_two_ranks_share_r_t_and_keep_one_p(digits16, tmp_path):
     """Under data parallelism every rank's signs are summed, so all ranks adapt p alike
     (their augmentations themselves draw from per-rank streams)."""
     ada = {"ada": {"mode": "adaptive", "p": 0.5, "interval": 1, "kimg": 0.05}}
-    cfg = tiny(digits16, tmp_path, steps=8, world_size=2, augment=ada)
+    cfg = tiny(digits16, tmp_path, steps=8, world_size=2, augment=ada, log_every=1)
     train(cfg)
     ranks = load_torch(list_checkpoints(cfg.run_dir)[-1])["rank_rng"]
     a, b = (r["augment"]["ada"] for r in ranks)
     assert torch.equal(a["p"], b["p"]) and torch.equal(a["rt"], b["rt"])
     assert not torch.equal(a["generator"], b["generator"])
-    assert float(a["p"]) != 0.5
+    # p moves by +-0.32 a step, so it can be back at 0.5 after 8: it moved on the way
+    logged = pd.read_csv(cfg.run_dir / "log.csv")["augment_p"]
+    assert (logged != 0.5).any()
