@@ -171,17 +171,17 @@ class DCGAN(GANFamily):
 
     @property
     def n_classes(self) -> int:
-        return self.data.num_classes if self.is_conditional(self.cfg, self.data) else 0
+        return self.data.num_classes if self.cfg.conditional else 0
 
     @classmethod
     def is_conditional(cls, cfg: DCGANConfig, data: DataInfo) -> bool:
         if cfg.conditional and data.num_classes < 2:
             raise ValueError("conditional: true needs labelled data (class subfolders)")
-        return cfg.conditional
+        return cfg.conditional or super().is_conditional(cfg, data)
 
     @classmethod
     def build_generator(cls, cfg: DCGANConfig, data: DataInfo) -> nn.Module:
-        n_classes = data.num_classes if cls.is_conditional(cfg, data) else 0
+        n_classes = data.num_classes if cls.is_conditional(cfg, data) and cfg.conditional else 0
         width = cfg.g_width or cfg.width
         return Generator(cfg.z_dim, width, data.resolution, data.channels, n_classes)
 
