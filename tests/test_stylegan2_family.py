@@ -156,7 +156,8 @@ def test_hpo_evaluate_and_promote_work_on_stylegan2(params_file, tmp_path):
     params = load_params(
         params_file,
         [f"train.model={model}", "hpo.n_trials=1", "hpo.budget_steps=4", "hpo.report_every=4",
-         f"hpo.space={json.dumps(space)}", "hpo.enqueue_current=false", "train.steps=4"],
+         f"hpo.space={json.dumps(space)}", "hpo.enqueue_current=false", "train.steps=4",
+         "promote.allow_weak_extractor=true"],  # the fixture's one-epoch classifier is weak
     )  # fmt: skip
     assert run(params)["ran"] == 1
     record = best(params)
