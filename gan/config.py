@@ -292,6 +292,7 @@ class ClassifierConfig(Section):
     epochs: int = Field(8, gt=0)
     batch_size: int = Field(128, gt=0, le=MAX_BATCH)
     lr: float = Field(1e-3, gt=0.0)
+    lr_decay: Literal["none", "cosine"] = "none"  # cosine: to zero over the run
     feature_dim: int = Field(128, gt=0)
     translate: float = Field(0.0625, ge=0.0, lt=0.5)  # random shift, fraction of the size
     dropout: float = Field(0.3, ge=0.0, lt=1.0)  # before the feature and the output layer

@@ -1,5 +1,6 @@
-"""Class-conditional DCGAN (train.model.conditional): class embedding into G, projection in
-D, labels required, exact resume, an export that honours the labels asked for."""
+"""Class-conditional DCGAN (train.model.conditional): the class into G's batch norms or
+beside z, projection in D, an optional AC-GAN head and minibatch stddev; labels required,
+exact resume, an export that honours the labels asked for."""
 
 from __future__ import annotations
 
@@ -15,19 +16,28 @@ from gan.models.dcgan import DCGAN, DCGANConfig
 from gan.models.family import DataInfo
 from gan.training.loop import train
 
-CONDITIONAL = {"family": "dcgan", "z_dim": 8, "width": 8, "conditional": True}
+CONDITIONAL = {
+    "family": "dcgan",
+    "z_dim": 8,
+    "width": 8,
+    "conditional": True,
+    "aux_weight": 0.5,
+    "d_mbstd": 4,
+}
 
 
-def _family(conditional: bool, num_classes: int = 10) -> DCGAN:
-    cfg = DCGANConfig(z_dim=8, width=8, conditional=conditional, d_spectral=True)
+def _family(conditional: bool, num_classes: int = 10, **model) -> DCGAN:
+    cfg = DCGANConfig(z_dim=8, width=8, conditional=conditional, d_spectral=True, **model)
     data = DataInfo(16, 1, num_classes)
     return DCGAN(cfg, data, OptimConfig(), torch.device("cpu"), lambda x: x)
 
 
-def test_the_class_changes_both_networks_and_off_keeps_the_old_ones():
+@pytest.mark.parametrize("conditioning", ["norm", "concat"])
+def test_the_class_changes_both_networks_and_off_keeps_the_old_ones(conditioning):
     torch.manual_seed(0)
-    fam = _family(True)
+    fam = _family(True, conditioning=conditioning)
     G, D = fam.nets["G"].eval(), fam.nets["D"].eval()
+    assert (G.embed is None) == (conditioning == "norm") == G.class_norm
     z = torch.randn(2, 8)
     three, five = torch.tensor([3, 3]), torch.tensor([5, 5])
     assert not torch.allclose(G(z, three), G(z, five))
@@ -40,7 +50,27 @@ def test_the_class_changes_both_networks_and_off_keeps_the_old_ones():
     plain = _family(False)
     assert plain.nets["G"].embed is None and plain.nets["D"].embed is None
     assert "embed.weight" not in plain.nets["G"].state_dict()
-    assert "conditional" not in DCGANConfig().model_dump()  # old fingerprints hold
+    dump = DCGANConfig().model_dump()  # old fingerprints hold
+    assert not {"conditional", "conditioning", "d_mbstd", "aux_weight"} & set(dump)
+    assert plain.nets["D"].mbstd is None and plain.nets["D"].aux is None
+
+
+def test_aux_head_and_mbstd_change_d_and_need_their_inputs():
+    torch.manual_seed(0)
+    fam = _family(True, aux_weight=1.0, d_mbstd=2)
+    D = fam.nets["D"].eval()
+    x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    logit, classes = D.logits(x, y)
+    assert logit.shape == (4,) and classes.shape == (4, 10)
+    # the batch's spread reaches the logit: the same image beside others scores differently
+    alone = D.logits(x[:1].expand(2, -1, -1, -1), y[:2])[0][0]
+    assert not torch.allclose(alone, logit[0])
+    batch = {"images": x, "labels": y}
+    _, d_logs = fam._d_main(batch, 0)
+    _, g_logs = fam._g_main(batch, 0)
+    assert d_logs["D_class"] > 0 and g_logs["G_class"] > 0
+    with pytest.raises(ValueError, match="needs conditional"):
+        DCGANConfig(aux_weight=1.0)
 
 
 def test_conditional_needs_labelled_data():

@@ -160,6 +160,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, Any]:
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size,
             "lr": cfg.lr,
+            "lr_decay": cfg.lr_decay,
             "translate": cfg.translate,
             "dropout": cfg.dropout,
             "seed": cfg.seed,

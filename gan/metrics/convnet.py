@@ -74,9 +74,13 @@ def fit(
     desc: str,
 ) -> None:
     """Adam at cfg.lr for cfg.epochs over n items in seeded random batches of
-    cfg.batch_size; `loss_of(indices)` gives a batch's loss. Shows a progress bar."""
+    cfg.batch_size; `loss_of(indices)` gives a batch's loss. Shows a progress bar. With
+    cfg.lr_decay cosine the rate falls to zero over the run: the last epochs settle instead
+    of the final weights being wherever a fixed rate left them (seed-noisy)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-n // cfg.batch_size)
+    cosine = getattr(cfg, "lr_decay", "none") == "cosine"
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     with tqdm(total=steps, desc=desc, unit="step") as bar:
         for _ in range(cfg.epochs):
             model.train()
@@ -85,6 +89,8 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 bar.set_postfix(loss=f"{loss.item():.4f}")
                 bar.update()
 

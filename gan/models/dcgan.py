@@ -13,17 +13,28 @@ import math
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator, model_serializer
+import torch.nn.functional as F
+from pydantic import Field, field_validator, model_serializer, model_validator
 from torch import nn
 
 from gan.config import ModelConfig
 from gan.losses import d_loss, g_loss, gradient_penalty
 from gan.models.family import Batch, DataInfo, GANFamily, Phase
+from gan.models.layers.conditional_norm import ConditionalBatchNorm2d
 from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
-from gan.models.layers.spectral import SNConv2d, SNEmbedding
+from gan.models.layers.mbstd import MinibatchStdLayer
+from gan.models.layers.spectral import SNConv2d, SNEmbedding, SNLinear
 
 # added after runs were fingerprinted
-LATER_KEYS = {"g_width", "d_width", "d_spectral", "conditional"}
+LATER_KEYS = {
+    "g_width",
+    "d_width",
+    "d_spectral",
+    "conditional",
+    "conditioning",
+    "d_mbstd",
+    "aux_weight",
+}
 
 
 class DCGANConfig(ModelConfig):
@@ -36,6 +47,16 @@ class DCGANConfig(ModelConfig):
     # class-conditional (needs labelled data): G gets an embedding of the class beside z,
     # D a projection of the class onto its last features (Miyato & Koyama 2018)
     conditional: bool = False
+    # how G takes the class: "norm" (class-conditional batch-norm gains and biases, as in
+    # BigGAN; z stays G's only input) or "concat" (an embedding beside z, which measured here
+    # collapses within each class: G learns to ignore z)
+    conditioning: Literal["norm", "concat"] = "norm"
+    # minibatch-stddev group size before D's last layer (ProGAN; 0: off): D sees how varied a
+    # group of samples is, so a G that ignores z is caught
+    d_mbstd: int = Field(0, ge=0, le=64)
+    # AC-GAN (Odena et al. 2017), with `conditional`: D also classifies real images (cross
+    # entropy times aux_weight) and G is pushed to make fakes D reads as their class
+    aux_weight: float = Field(0.0, ge=0.0)
     loss: Literal["nonsaturating", "hinge", "lsgan", "wgan-gp"] = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)
     n_critic: int = Field(1, gt=0, le=100)
@@ -47,6 +68,12 @@ class DCGANConfig(ModelConfig):
         if v > 20:
             raise ValueError("more than 20 critic steps per generator step is surely a mistake")
         return v
+
+    @model_validator(mode="after")
+    def _aux_needs_classes(self) -> DCGANConfig:
+        if self.aux_weight > 0 and not self.conditional:
+            raise ValueError("aux_weight (AC-GAN) needs conditional: true")
+        return self
 
     @model_serializer(mode="wrap")
     def _unwritten_shape_keys_left_out(self, handler) -> dict[str, Any]:
@@ -76,37 +103,53 @@ def d_norm_kind(cfg: DCGANConfig) -> str:
 
 
 class Generator(nn.Module):
-    """``G(z)``, or ``G(z, y)`` with ``n_classes``: the class embedding (``z_dim`` wide)
-    joins z at the input."""
+    """``G(z)``, or ``G(z, y)`` with ``n_classes``: the class sets every batch norm's gain
+    and bias (``conditioning="norm"``), or its embedding (``z_dim`` wide) joins z at the
+    input (``"concat"``)."""
 
     def __init__(
-        self, z_dim: int, width: int, resolution: int, channels: int, n_classes: int = 0
+        self,
+        z_dim: int,
+        width: int,
+        resolution: int,
+        channels: int,
+        n_classes: int = 0,
+        conditioning: str = "norm",
     ) -> None:
         super().__init__()
         ch = stage_channels(width, _stages(resolution))
         self.z_dim, self.n_classes = z_dim, n_classes
-        self.embed = nn.Embedding(n_classes, z_dim) if n_classes else None
+        concat = bool(n_classes) and conditioning == "concat"
+        self.embed = nn.Embedding(n_classes, z_dim) if concat else None
+        self.class_norm = bool(n_classes) and not concat
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, n_classes) if self.class_norm else nn.BatchNorm2d(c)
+
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim * (2 if n_classes else 1), ch[0], 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ch[0]),
+            nn.ConvTranspose2d(z_dim * (2 if concat else 1), ch[0], 4, 1, 0, bias=False),
+            norm(ch[0]),
             nn.ReLU(True),
         ]
         for c_in, c_out in zip(ch[:-1], ch[1:], strict=True):
-            layers += [
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(True),
-            ]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), norm(c_out)]
+            layers += [nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.n_classes and y is None:
+            raise ValueError("a class-conditional generator needs the labels y")
         if self.embed is not None:
-            if y is None:
-                raise ValueError("a class-conditional generator needs the labels y")
             z = torch.cat([z, self.embed(y)], dim=1)
-        return self.net(z[:, :, None, None])
+        x = z[:, :, None, None]
+        if not self.class_norm:
+            return self.net(x)
+        onehot = nn.functional.one_hot(y, self.n_classes).to(z.dtype)
+        for layer in self.net:
+            x = layer(x, onehot) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):
@@ -121,6 +164,8 @@ class Discriminator(nn.Module):
         norm: str,
         spectral: bool = False,
         n_classes: int = 0,
+        mbstd: int = 0,
+        aux_classes: int = 0,
     ) -> None:
         super().__init__()
         ch = stage_channels(width, _stages(resolution))[::-1]  # finest to coarsest
@@ -132,22 +177,37 @@ class Discriminator(nn.Module):
                 norm_layer(norm, c_out),
             ]
             layers += [nn.LeakyReLU(0.2, True)]
-        layers += [conv(ch[-1], 1, 4, 1, 0)]
+        self.mbstd = MinibatchStdLayer(mbstd) if mbstd else None
+        layers += [conv(ch[-1] + (1 if mbstd else 0), 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
         self.embed = None
         if n_classes:
             self.embed = (SNEmbedding if spectral else nn.Embedding)(n_classes, ch[-1])
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        # AC-GAN's classifier head on the last features (summed over the 4x4 map)
+        self.aux = (
+            (SNLinear if spectral else nn.Linear)(ch[-1], aux_classes) if aux_classes else None
+        )
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits(x, y)[0]
+
+    def logits(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The real/fake logit, and with an AC-GAN head the class logits (else None)."""
+        if self.embed is None and self.mbstd is None and self.aux is None:
+            return self.net(x).flatten(), None
+        h = self.net[:-1](x)
+        logit = self.net[-1](h if self.mbstd is None else self.mbstd(h)).flatten()
+        pooled = h.sum(dim=(2, 3))
+        aux = self.aux(pooled) if self.aux is not None else None
         if self.embed is None:
-            return self.net(x).flatten()
+            return logit, aux
         if y is None:
             raise ValueError("a class-conditional discriminator needs the labels y")
-        h = self.net[:-1](x)
-        projection = (self.embed(y) * h.sum(dim=(2, 3))).sum(dim=1)
-        return self.net[-1](h).flatten() + projection
+        return logit + (self.embed(y) * pooled).sum(dim=1), aux
 
 
 class DCGAN(GANFamily):
@@ -165,6 +225,8 @@ class DCGAN(GANFamily):
             d_norm_kind(cfg),
             spectral=cfg.d_spectral,
             n_classes=self.n_classes,
+            mbstd=cfg.d_mbstd,
+            aux_classes=self.n_classes if cfg.aux_weight > 0 else 0,
         )
         # D's fakes (with G's graph) and their classes, for G's step
         self._kept_fake: tuple[torch.Tensor, torch.Tensor | None] | None = None
@@ -183,7 +245,9 @@ class DCGAN(GANFamily):
     def build_generator(cls, cfg: DCGANConfig, data: DataInfo) -> nn.Module:
         n_classes = data.num_classes if cls.is_conditional(cfg, data) and cfg.conditional else 0
         width = cfg.g_width or cfg.width
-        return Generator(cfg.z_dim, width, data.resolution, data.channels, n_classes)
+        return Generator(
+            cfg.z_dim, width, data.resolution, data.channels, n_classes, cfg.conditioning
+        )
 
     @classmethod
     def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
@@ -215,8 +279,12 @@ class DCGAN(GANFamily):
         return self.nets["G"](z, y), y
 
     def _d(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.augment(x)
-        return self.nets["D"](x) if y is None else self.nets["D"](x, y)
+        return self._d_and_class(x, y)[0]
+
+    def _d_and_class(
+        self, x: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.nets["D"].logits(self.augment(x), y)
 
     def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = batch["images"]
@@ -225,10 +293,14 @@ class DCGAN(GANFamily):
         kept, y = self._fake(real.shape[0])
         self._kept_fake = (kept, y) if kept.requires_grad else None
         fake = kept.detach()
-        real_logits, fake_logits = self._d(real, labels), self._d(fake, y)
+        (real_logits, real_class), fake_logits = self._d_and_class(real, labels), self._d(fake, y)
         self.observe_real(real_logits)
         loss = d_loss(self.cfg.loss, real_logits, fake_logits)
         logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
+        if real_class is not None:
+            aux = F.cross_entropy(real_class, labels)
+            loss = loss + self.cfg.aux_weight * aux
+            logs["D_class"] = aux.detach()
         if self.cfg.loss == "wgan-gp" and self.cfg.gp_weight > 0:
             gp = gradient_penalty(lambda x: self._d(x, labels), real, fake, self.noise)
             loss = loss + self.cfg.gp_weight * gp
@@ -239,4 +311,9 @@ class DCGAN(GANFamily):
         kept, self._kept_fake = self._kept_fake, None
         # no graph kept (reuse off, or G's phase on its own): generate
         fake, y = kept if kept is not None else self._fake(batch["images"].shape[0])
-        return g_loss(self.cfg.loss, self._d(fake, y)), {}
+        logits, fake_class = self._d_and_class(fake, y)
+        loss = g_loss(self.cfg.loss, logits)
+        if fake_class is None:
+            return loss, {}
+        aux = F.cross_entropy(fake_class, y)
+        return loss + self.cfg.aux_weight * aux, {"G_class": aux.detach()}
