@@ -37,7 +37,12 @@ def make_task_runner(kind: str, concurrency: int, dask_address: str | None = Non
             ) from None
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        cluster = {"n_workers": concurrency, "threads_per_worker": 1, "processes": True}
+        cluster = {
+            "n_workers": concurrency,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": ":0",  # a free port: 8787 may be another cluster's
+        }
         return DaskTaskRunner(cluster_kwargs=cluster)
     raise GanError(f"task_runner must be threads, processes or dask, not {kind!r}")
 

@@ -5,6 +5,8 @@ start` on a free loopback port; the session gets a PREFECT_HOME of its own (data
 results, cache records, profiles), so the user's ~/.prefect is never read or written.
 The fixture's object runs `prefect` CLI subprocesses (deploy, worker) against the same
 server and reads runs' logs, artifacts and task states back through the client.
+`prefect_env` also puts the server in the environment, as a user's shell has it, for tests
+whose tasks run in other processes (task runners processes and dask).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +72,8 @@ class PrefectServer:
             )
         return {a.key: a for a in found}
 
-    def task_states(self, flow_run_id: Any) -> dict[str, list[str]]:
-        """Task name -> final state names (e.g. ["Cached"]) of a flow run's task runs."""
+    def task_runs(self, flow_run_id: Any) -> list[Any]:
+        """A flow run's task runs as the server recorded them, oldest first."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -78,8 +81,12 @@ class PrefectServer:
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
+        return sorted(runs, key=lambda r: r.expected_start_time or r.created)
+
+    def task_states(self, flow_run_id: Any) -> dict[str, list[str]]:
+        """Task name -> final state names (e.g. ["Cached"]) of a flow run's task runs."""
         states: dict[str, list[str]] = {}
-        for r in sorted(runs, key=lambda r: r.expected_start_time or r.created):
+        for r in self.task_runs(flow_run_id):
             states.setdefault(r.name.rsplit("-", 1)[0], []).append(r.state.name if r.state else "?")
         return states
 
@@ -154,3 +161,23 @@ def prefect_server(tmp_path_factory) -> PrefectServer:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+@pytest.fixture
+def prefect_env(prefect_server, monkeypatch) -> Iterator[PrefectServer]:
+    """The server in os.environ and in Prefect's process-global settings for one test.
+
+    The session's settings are a context variable of the test's thread only; task-runner
+    subprocesses read the environment, and the process pool's message-forwarding thread
+    (task-run events and logs from the subprocesses) reads the global settings, which
+    Prefect built from the environment at import. Without both, they report to an
+    ephemeral server of their own and the task runs never reach this one."""
+    from prefect.context import refresh_global_settings_context
+
+    for key, value in prefect_server.env.items():
+        if key.startswith("PREFECT_"):
+            monkeypatch.setenv(key, value)
+    refresh_global_settings_context()
+    yield prefect_server
+    monkeypatch.undo()
+    refresh_global_settings_context()

@@ -96,6 +96,8 @@ def pipeline_run(prefect_server, project):
 
     state = pipeline_flow(str(project / "params.yaml"), prepare=False, return_state=True)
     assert state.is_completed(), state.message
+    # kept for the task-runner tests: the retrain test trains the classifier again
+    shutil.copy(project / "classifier/classifier.json", project / "classifier-inline.json")
     return state, state.result()
 
 
@@ -288,3 +290,54 @@ def test_failing_task_fails_the_flow_and_leaves_the_champion(
     assert message in logs
     assert "Nothing was promoted; the champion is still v" in logs
     assert registry_state(project) == before
+
+
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_pipeline_flow_runs_classifier_beside_train_through_a_task_runner(
+    prefect_env, project, pipeline_run, runner
+):
+    """The classifier and train in processes of their own (a local Dask cluster's workers),
+    at the same time, reporting to the flow run on the server; the same models as inline."""
+    from flows.pipeline import pipeline_flow
+
+    run, clf = f"tiny-{runner}", project / f"classifier-{runner}"
+    overrides = [
+        f"train.run={run}",
+        f"evaluate.run_dir={project}/runs/{run}",
+        f"promote.run_dir={project}/runs/{run}",
+        f"classifier.output={clf}",  # a new cache key: trained, not a cache hit
+        f"evaluate.classifier={clf}",
+    ]
+    state = pipeline_flow(
+        str(project / "params.yaml"),
+        overrides=overrides,
+        prepare=False,
+        task_runner=runner,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert prefect_env.task_states(flow_run_id) == {
+        "preprocess": ["Cached"],
+        "classifier": ["Completed"],
+        "train": ["Completed"],
+        "evaluate": ["Completed"],
+        "promote": ["Completed"],
+    }
+    tasks = {r.name.rsplit("-", 1)[0]: r for r in prefect_env.task_runs(flow_run_id)}
+    c, t = tasks["classifier"], tasks["train"]
+    assert c.start_time < t.end_time and t.start_time < c.end_time  # side by side
+    logs = prefect_env.logs(flow_run_id)  # logged in the task's process, under this flow run
+    assert any(m.startswith("train step 8/8 (100%)") for m in logs)
+    progress = prefect_env.artifacts(flow_run_id)[f"train-progress-tiny-{runner}"]
+    assert float(progress.data) == 100.0
+
+    # bit for bit what the inline pipeline trained
+    for name in ("generator.safetensors", "generator.json"):
+        inline = project / "runs/tiny/export" / name
+        assert (project / f"runs/{run}/export" / name).read_bytes() == inline.read_bytes()
+    ours, inline = (
+        json.loads(p.read_text())
+        for p in (clf / "classifier.json", project / "classifier-inline.json")
+    )
+    assert ours["weights_sha256"] == inline["weights_sha256"]
