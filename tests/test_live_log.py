@@ -77,3 +77,65 @@ def test_dvclive_never_initialises_dvc_in_a_plain_git_repository(tmp_path):
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
     assert (tmp_path / "run" / "dvclive" / "metrics.json").is_file()
     assert not (tmp_path / ".dvc").exists()
+
+
+def hold(paths: list[Path]) -> dict[Path, tuple]:
+    """Each file opened (as a reader would hold it), with its content and inode now."""
+    return {p: (open(p, "rb"), p.read_bytes(), p.stat().st_ino) for p in paths}  # noqa: SIM115
+
+
+def release(held: dict[Path, tuple]) -> None:
+    for handle, _, _ in held.values():
+        handle.close()
+
+
+def test_every_file_is_replaced_whole_through_a_rename(tmp_path, monkeypatch):
+    """No file of the view (nor dvclive's VS Code step signal) is ever written in place: each
+    write makes a new file and renames it over the old, so a reader holding the old one, or
+    a write killed half-way, still has the old file, complete."""
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))  # as `dvc exp run` sets it
+    run = tmp_path / "runs" / "tiny"
+    (run / "samples").mkdir(parents=True)
+    grids = []
+    for step, colour in ((4, "red"), (8, "blue")):
+        grids.append(run / "samples" / f"step-{step:08d}.png")
+        Image.new("RGB", (4, 4), colour).save(grids[-1])
+    signal = tmp_path / ".dvc" / "tmp" / "exps" / "run" / "DVCLIVE_STEP_COMPLETED"
+
+    def files() -> list[Path]:
+        return sorted(p for p in (run / "dvclive").rglob("*") if p.is_file()) + [signal]
+
+    log = MetricsLog(run / "log.csv")
+    log.append(rows(4)[0])
+    log.image(grids[0])
+    before = files()
+    assert [p.name for p in before] == [
+        "metrics.json", "samples.png", "img_per_s.tsv", "loss_G_main.tsv", "lr_G.tsv",
+        "DVCLIVE_STEP_COMPLETED",
+    ]  # fmt: skip
+    held = hold(before)
+
+    def assert_all_replaced() -> None:
+        for path, (old, content, inode) in held.items():
+            assert path.stat().st_ino != inode, f"{path.name} was written in place"
+            old.seek(0)
+            assert old.read() == content, f"{path.name}: the old file changed"
+
+    log.append(rows(8)[0])
+    log.image(grids[1])
+    assert_all_replaced()
+    assert history(run, "loss_G_main")["step"].tolist() == [4, 8]
+    assert json.loads(signal.read_text())["step"] == 8
+
+    release(held)
+    held = hold(files()[:-1])  # the rebuild logs no step, so it gives no signal
+    stale = run / "dvclive" / "plots" / "metrics" / "loss_gone.tsv"
+    stale.write_text("step\tloss_gone\n4\t1.0\n")
+    MetricsLog(run / "log.csv", resume_step=4)  # killed after step 8, resumed from 4
+    assert_all_replaced()  # rebuilt by replacing, not by emptying the folder first
+    assert history(run, "loss_G_main")["step"].tolist() == [4]
+    assert not stale.exists()  # dropped once the rest was in place
+    assert Image.open(run / "dvclive/plots/images" / IMAGE).getpixel((0, 0)) == (255, 0, 0)
+    assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
+    release(held)
