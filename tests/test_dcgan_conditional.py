@@ -51,7 +51,7 @@ def test_the_class_changes_both_networks_and_off_keeps_the_old_ones(conditioning
     assert plain.nets["G"].embed is None and plain.nets["D"].embed is None
     assert "embed.weight" not in plain.nets["G"].state_dict()
     dump = DCGANConfig().model_dump()  # old fingerprints hold
-    assert not {"conditional", "conditioning", "d_mbstd", "aux_weight"} & set(dump)
+    assert not {"conditional", "conditioning", "class_dim", "d_mbstd", "aux_weight"} & set(dump)
     assert plain.nets["D"].mbstd is None and plain.nets["D"].aux is None
 
 
@@ -73,9 +73,14 @@ def test_aux_head_and_mbstd_change_d_and_need_their_inputs():
         DCGANConfig(aux_weight=1.0)
 
 
-def test_conditional_needs_labelled_data():
+def test_conditional_needs_labelled_data_and_auto_follows_the_data():
     with pytest.raises(ValueError, match="labelled data"):
         _family(True, num_classes=0)
+    unlabelled, labelled = _family("auto", num_classes=0), _family("auto", num_classes=10)
+    assert unlabelled.n_classes == 0 and unlabelled.nets["G"].embed is None
+    assert labelled.n_classes == 10 and labelled.nets["G"].embed.weight.shape == (10, 8)
+    assert DCGAN.is_conditional(labelled.cfg, labelled.data)
+    assert not DCGAN.is_conditional(unlabelled.cfg, unlabelled.data)
 
 
 def test_conditional_training_resumes_exactly_and_exports_labels(digits16, tmp_path):

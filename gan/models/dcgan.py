@@ -33,6 +33,7 @@ LATER_KEYS = {
     "conditional",
     "conditioning",
     "d_mbstd",
+    "class_dim",
     "aux_weight",
 }
 
@@ -44,13 +45,15 @@ class DCGANConfig(ModelConfig):
     g_width: int | None = Field(None, gt=0, le=4096)  # None: width
     d_width: int | None = Field(None, gt=0, le=4096)  # None: width
     d_spectral: bool = False  # spectral norm on every D convolution
-    # class-conditional (needs labelled data): G gets an embedding of the class beside z,
-    # D a projection of the class onto its last features (Miyato & Koyama 2018)
-    conditional: bool = False
-    # how G takes the class: "norm" (class-conditional batch-norm gains and biases, as in
-    # BigGAN; z stays G's only input) or "concat" (an embedding beside z, which measured here
-    # collapses within each class: G learns to ignore z)
-    conditioning: Literal["norm", "concat"] = "norm"
+    # class-conditional: G gets the class, D a projection of it onto its last features
+    # (Miyato & Koyama 2018). true needs labelled data; auto: when the data has classes
+    conditional: bool | Literal["auto"] = False
+    # how G takes the class: "concat" (a class_dim-wide embedding beside z) or "norm"
+    # (class-conditional batch-norm gains and biases, as in BigGAN). Measured on the digits
+    # (docs/dcgan.md): concat at 8 wide keeps z's variety and the class; as wide as z (64)
+    # G ignores z (every 3 alike); norm mostly ignores the class
+    conditioning: Literal["concat", "norm"] = "concat"
+    class_dim: int = Field(8, gt=0, le=4096)
     # minibatch-stddev group size before D's last layer (ProGAN; 0: off): D sees how varied a
     # group of samples is, so a G that ignores z is caught
     d_mbstd: int = Field(0, ge=0, le=64)
@@ -71,8 +74,8 @@ class DCGANConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _aux_needs_classes(self) -> DCGANConfig:
-        if self.aux_weight > 0 and not self.conditional:
-            raise ValueError("aux_weight (AC-GAN) needs conditional: true")
+        if self.aux_weight > 0 and self.conditional is False:
+            raise ValueError("aux_weight (AC-GAN) needs conditional: true or auto")
         return self
 
     @model_serializer(mode="wrap")
@@ -102,6 +105,16 @@ def d_norm_kind(cfg: DCGANConfig) -> str:
     return "layer" if cfg.loss == "wgan-gp" else "batch"
 
 
+def class_count(cfg: DCGANConfig, data: DataInfo) -> int:
+    """How many classes the networks take: the data's with conditional true (which needs
+    labels) or auto on labelled data, else 0."""
+    if cfg.conditional is True and data.num_classes < 2:
+        raise ValueError("conditional: true needs labelled data (class subfolders)")
+    if cfg.conditional is False or data.num_classes < 2:
+        return 0
+    return data.num_classes
+
+
 class Generator(nn.Module):
     """``G(z)``, or ``G(z, y)`` with ``n_classes``: the class sets every batch norm's gain
     and bias (``conditioning="norm"``), or its embedding (``z_dim`` wide) joins z at the
@@ -114,20 +127,21 @@ class Generator(nn.Module):
         resolution: int,
         channels: int,
         n_classes: int = 0,
-        conditioning: str = "norm",
+        conditioning: str = "concat",
+        class_dim: int = 8,
     ) -> None:
         super().__init__()
         ch = stage_channels(width, _stages(resolution))
         self.z_dim, self.n_classes = z_dim, n_classes
         concat = bool(n_classes) and conditioning == "concat"
-        self.embed = nn.Embedding(n_classes, z_dim) if concat else None
+        self.embed = nn.Embedding(n_classes, class_dim) if concat else None
         self.class_norm = bool(n_classes) and not concat
 
         def norm(c: int) -> nn.Module:
             return ConditionalBatchNorm2d(c, n_classes) if self.class_norm else nn.BatchNorm2d(c)
 
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim * (2 if concat else 1), ch[0], 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim + (class_dim if concat else 0), ch[0], 4, 1, 0, bias=False),
             norm(ch[0]),
             nn.ReLU(True),
         ]
@@ -233,20 +247,24 @@ class DCGAN(GANFamily):
 
     @property
     def n_classes(self) -> int:
-        return self.data.num_classes if self.cfg.conditional else 0
+        return class_count(self.cfg, self.data)
 
     @classmethod
     def is_conditional(cls, cfg: DCGANConfig, data: DataInfo) -> bool:
-        if cfg.conditional and data.num_classes < 2:
-            raise ValueError("conditional: true needs labelled data (class subfolders)")
-        return cfg.conditional or super().is_conditional(cfg, data)
+        return bool(class_count(cfg, data)) or super().is_conditional(cfg, data)
 
     @classmethod
     def build_generator(cls, cfg: DCGANConfig, data: DataInfo) -> nn.Module:
-        n_classes = data.num_classes if cls.is_conditional(cfg, data) and cfg.conditional else 0
+        n_classes = class_count(cfg, data)
         width = cfg.g_width or cfg.width
         return Generator(
-            cfg.z_dim, width, data.resolution, data.channels, n_classes, cfg.conditioning
+            cfg.z_dim,
+            width,
+            data.resolution,
+            data.channels,
+            n_classes,
+            cfg.conditioning,
+            cfg.class_dim,
         )
 
     @classmethod
