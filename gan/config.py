@@ -69,7 +69,7 @@ def _takes_bool(annotation: Any) -> bool | None:
 # written, how often it logs, samples and saves, how long it runs (the lr schedule counts
 # its own steps), CPU threads, and init_from, which only a fresh start reads (a resume
 # continues its own checkpoint). The checkpoint fingerprint ignores exactly these, so a
-# run can be resumed and extended. gan/hpo/study.py derives its study settings from this
+# run can be resumed and extended. gan/hpo/settings.py derives study settings from this
 # list too, but keeps init_from (a warm start changes what a fresh trial measures) and
 # ignores device (workers on other machines join the same study).
 NEUTRAL_KEYS = frozenset(

@@ -127,7 +127,7 @@ def test_ordinary_names_pass(name):
 
 def test_one_list_of_neutral_train_keys():
     from gan.config import NEUTRAL_KEYS, TrainConfig
-    from gan.hpo.study import NOT_SETTINGS
+    from gan.hpo.settings import NOT_SETTINGS
     from gan.training import checkpoint
 
     assert checkpoint.NEUTRAL_KEYS is NEUTRAL_KEYS

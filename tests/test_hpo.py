@@ -19,6 +19,7 @@ from test_hpo_support import PARAMS
 from gan.config import load_params
 from gan.errors import GanError
 from gan.hpo import best, load, make_pruner, make_sampler, open_study, prepare, run
+from gan.hpo import settings as settings_module
 from gan.hpo import study as study_module
 from gan.hpo.report import apply_best, trials_frame, write_results
 from gan.hpo.space import check_space
@@ -122,11 +123,11 @@ def test_neutral_train_keys_are_not_settings_even_in_an_older_study(params_file)
     params = load_params(params_file, ["hpo.enqueue_current=false"])
     study = open_study(params)
     storage = open_storage(params.hpo.storage)
-    old = study_module.stored_settings(storage, study)
+    old = settings_module.stored_settings(storage, study)
     assert "threads" not in old["train"] and "init_from" in old["train"]
     study_id = storage.get_study_id_from_name(study.study_name)
     storage.set_study_system_attr(
-        study_id, study_module.SETTINGS_KEY, {**old, "train": {**old["train"], "threads": 3}}
+        study_id, settings_module.SETTINGS_KEY, {**old, "train": {**old["train"], "threads": 3}}
     )
     open_study(load_params(params_file, ["hpo.enqueue_current=false", "train.threads=2"]))
 
@@ -138,8 +139,8 @@ def test_study_attributes_are_short_and_older_studies_still_open(params_file):
     assert set(study.user_attrs) == {"objective", "budget_steps", "settings_sha256"}
     assert len(json.dumps(study.user_attrs)) < 120
     storage = open_storage(params.hpo.storage)
-    settings = study_module.stored_settings(storage, study)
-    assert study.user_attrs["settings_sha256"] == study_module.settings_digest(settings)
+    settings = settings_module.stored_settings(storage, study)
+    assert study.user_attrs["settings_sha256"] == settings_module.settings_digest(settings)
     # a study from before: settings as a user attribute, no system attribute
     older = optuna.create_study(study_name="older", storage=storage, direction="minimize")
     older.set_user_attr("settings", {**settings, "space": settings["space"]})
@@ -157,9 +158,9 @@ def test_a_worker_waits_for_a_study_another_is_still_creating(params_file, monke
     ref = load_reference(params.train, params.evaluate)
     storage = open_storage(params.hpo.storage)
     half = optuna.create_study(study_name="tiny", storage=storage, direction="minimize")
-    settings = study_module.study_settings(params, ref)
-    threading.Timer(0.5, study_module.write_settings, (storage, half, settings)).start()
-    assert study_module.stored_settings(storage, open_study(params, ref)) == settings
+    settings = settings_module.study_settings(params, ref)
+    threading.Timer(0.5, settings_module.write_settings, (storage, half, settings)).start()
+    assert settings_module.stored_settings(storage, open_study(params, ref)) == settings
     monkeypatch.setattr(study_module, "CREATE_WAIT_SECONDS", 0.2)
     optuna.create_study(study_name="stuck", storage=storage, direction="minimize")
     stuck = load_params(params_file, ["hpo.study=stuck"])
@@ -250,3 +251,47 @@ def test_the_objective_is_named_and_best_json_keeps_the_studys_budget(params_fil
     assert load(params).metric_names == [params.hpo.objective]  # the dashboard's axis label
     later = load_params(params_file, ["hpo.budget_steps=500", "hpo.report_every=100"])
     assert best(later)["budget_steps"] == 6  # what the study ran, not today's params.yaml
+
+
+def old_study(params, top: dict, train: dict | None = None) -> None:
+    """A journal study as an earlier ganops created it: one finished trial, then its
+    settings (today's, with the `top` and `train` keys it had then), written last."""
+    from optuna.distributions import FloatDistribution
+
+    from gan.hpo.objective import load_reference
+
+    settings = settings_module.study_settings(params, load_reference(params.train, params.evaluate))
+    settings = {**settings, **top, "train": {**settings["train"], **(train or {})}}
+    storage = open_storage(params.hpo.storage)
+    study = optuna.create_study(study_name=params.hpo.study, storage=storage)
+    space = {"optim.g_lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    study.add_trial(
+        optuna.trial.create_trial(params={"optim.g_lr": 1e-3}, distributions=space, value=90.0)
+    )
+    settings_module.write_settings(storage, study, settings)
+
+
+def test_an_old_study_continues_unless_a_changed_setting_changes_its_objective(params_file):
+    """Before KID used the largest subset, studies stored kid_subset_size 100. Only a KID
+    objective's figure depends on it: a FID study continues (settings since removed do not
+    stop it either); a KID study refuses in one line naming the key, until it is set back."""
+
+    def params(objective: str, kid_subset: str = "null"):  # null: today's default, the largest
+        journal = params_file.parent / "old.journal"
+        overrides = [f"hpo.storage={journal}", f"hpo.study=old-{objective}",
+                     f"hpo.objective={objective}", f"evaluate.kid_subset_size={kid_subset}"]  # fmt: skip
+        return load_params(params_file, overrides)
+
+    then = {"kid_subset_size": 100, "retired_setting": 1}
+    old_study(params("fid"), then, train={"retired_key": True})
+    fid = params("fid")
+    assert prepare(fid) == fid.hpo.n_trials - 1  # continues, with its trial
+    assert run(fid, max_trials=1)["complete"] == 2
+
+    old_study(params("kid"), then)
+    with pytest.raises(GanError) as refused:
+        open_study(params("kid"))
+    message = str(refused.value)
+    assert "\n" not in message and "retired" not in message
+    assert "(changed: evaluate.kid_subset_size 100 -> None)" in message
+    assert prepare(params("kid", kid_subset="100")) == fid.hpo.n_trials - 1

@@ -4,6 +4,7 @@ The study module holds the entry points; they are re-exported here so that calle
 `from gan import hpo; hpo.run(params)` without knowing the split.
 """
 
+from gan.hpo.settings import study_settings
 from gan.hpo.study import (
     TrialSeededSampler,
     Worker,
@@ -18,7 +19,6 @@ from gan.hpo.study import (
     run,
     run_one_if_left,
     state_counts,
-    study_settings,
 )
 
 __all__ = [

@@ -7,7 +7,7 @@ storage: Optuna numbers the trials atomically, so none is lost or run twice.
 
 A trial whose worker died is failed and queued again (gan.hpo.storage), so the study still
 ends with `n_trials` trials that ran. A study remembers the settings its trials were
-measured under and refuses to continue under others.
+measured under and refuses to continue under others (gan/hpo/settings.py).
 
 Entry points: `run` (`gan hpo run`), `best` (`gan hpo best`), `apply` (`gan hpo apply`),
 `prepare` and `run_one_if_left` (flows/hpo.py), `load` (for reading).
@@ -15,7 +15,6 @@ Entry points: `run` (`gan hpo run`), `best` (`gan hpo best`), `apply` (`gan hpo 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import warnings
@@ -28,11 +27,19 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from gan.config import NEUTRAL_KEYS, HpoConfig, Params
+from gan.config import HpoConfig, Params
 from gan.errors import GanError
 from gan.hpo.objective import CONFIDENT, direction, load_reference, make_objective
 from gan.hpo.report import apply_best, write_results
-from gan.hpo.space import check_space, current_values, set_path
+from gan.hpo.settings import (
+    describe_changes,
+    still_settings,
+    stored_settings,
+    study_settings,
+    train_settings,
+    write_settings,
+)
+from gan.hpo.space import check_space, current_values
 from gan.hpo.storage import log, open_storage, redacted, tidy, worker_identity
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per report instead
@@ -99,88 +106,12 @@ def make_pruner(hpo: HpoConfig) -> optuna.pruners.BasePruner:
 
 
 # -- the study --------------------------------------------------------------------------
-# Train keys that do not change what a trial measures: the neutral ones (hpo.budget_steps
-# replaces `steps`), less init_from (a warm start changes a fresh trial), plus device
-# (workers on other machines share one study). See NEUTRAL_KEYS in gan/config.py.
-NOT_SETTINGS = (NEUTRAL_KEYS - {"init_from"}) | {"device"}
 CREATE_WAIT_SECONDS = 60  # how long a worker waits for another to finish creating a study
-
-
-def train_settings(train: dict[str, Any]) -> dict[str, Any]:
-    """A dumped train section without the keys that are not study settings."""
-    return {k: v for k, v in train.items() if k not in NOT_SETTINGS}
-
-
-def study_settings(params: Params, ref) -> dict[str, Any]:
-    """What makes the trials of a study comparable; a study refuses to continue under others."""
-    hpo = params.hpo
-    base = params.train.model_dump(mode="json", serialize_as_any=True)
-    for path in hpo.space:
-        set_path(base, path, None)  # searched: its value in params.yaml does not matter
-    base = train_settings(base)
-    keys = "budget_steps report_every report_metric report_samples objective objective_samples"
-    return {
-        **{k: getattr(hpo, k) for k in keys.split()},
-        "space": {
-            k: v.model_dump(mode="json", serialize_as_any=True) for k, v in hpo.space.items()
-        },
-        "train": base,
-        "data_content_hash": ref.content_hash,
-        "extractor": ref.extractor.name,
-        "extractor_weights_sha256": ref.extractor.weights_sha256,
-        "evaluate_seed": ref.seed,
-        "kid_subset_size": ref.kid_subset_size,
-        # only then: studies of other objectives keep the settings they stored
-        **(
-            {
-                "classifier_weights_sha256": ref.classifier_sha256,
-                "confident_threshold": ref.confident_threshold,
-            }
-            if hpo.objective == CONFIDENT
-            else {}
-        ),
-    }
 
 
 def reference_for(params: Params):
     """The study's reference data, with the classifier when the objective needs it."""
     return load_reference(params.train, params.evaluate, params.hpo.objective == CONFIDENT)
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for k in sorted(set(old) | set(new)):
-            out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [prefix.rstrip(".")]
-
-
-# The full settings are a study system attribute (nested, long); the user attributes that
-# `optuna studies` and optuna-dashboard print hold a short summary and the settings' hash.
-SETTINGS_KEY = "ganops.settings"
-
-
-def settings_digest(settings: dict[str, Any]) -> str:
-    blob = json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def write_settings(storage, study: optuna.Study, settings: dict[str, Any]) -> None:
-    hpo_keys = ("objective", "budget_steps")
-    study_id = storage.get_study_id_from_name(study.study_name)
-    storage.set_study_system_attr(study_id, SETTINGS_KEY, settings)
-    for key in hpo_keys:
-        study.set_user_attr(key, settings[key])
-    study.set_user_attr("settings_sha256", settings_digest(settings))
-
-
-def stored_settings(storage, study: optuna.Study) -> dict[str, Any] | None:
-    """The settings a study was created with (studies before the system attribute kept
-    them as the user attribute "settings")."""
-    study_id = storage.get_study_id_from_name(study.study_name)
-    found = storage.get_study_system_attrs(study_id).get(SETTINGS_KEY)
-    return found if found is not None else study.user_attrs.get("settings")
 
 
 def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optuna.Study:
@@ -239,14 +170,13 @@ def open_study(params: Params, ref=None) -> optuna.Study:
             f"{study.direction.name.lower()} its objective, but hpo.objective "
             f"{hpo.objective} is to {direction(hpo.objective)}; set hpo.study to a new name"
         )
-    old = _settings_of(
-        storage, study, hpo
-    )  # as today's rule sees them: a key made neutral is ignored
+    # as today's rules see them: a key made neutral, or no longer a setting, is ignored
+    old = still_settings(_settings_of(storage, study, hpo), settings)
     if old != settings:
-        changed = ", ".join(_differences(old, settings)[:8])
         raise GanError(
             f"study {hpo.study} in {redacted(hpo.storage)} was started with other settings "
-            f"(changed: {changed}); restore them, or set hpo.study to a new name"
+            f"(changed: {describe_changes(old, settings)}); restore them, or set hpo.study "
+            "to a new name"
         )
     return study
 
