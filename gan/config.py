@@ -3,11 +3,12 @@
 Unknown keys, wrong types and impossible values fail before any work starts, and the
 error names the key, e.g. ``params.yaml: train.batch_size: must be greater than 0``.
 Each model family validates its own ``train.model`` section through the model registry.
+This module is the schema; reading a file (YAML, overrides, error lines) is in
+gan/params_file.py, whose load/parse functions are bound to the schema at the end here.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import types
 from pathlib import Path
@@ -18,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from gan.errors import GanError
+from gan.params_file import apply_override as apply_override  # re-exported for callers
+from gan.params_file import read_params_file, validate
 
 PositiveInt = Field(gt=0)
 
@@ -482,102 +484,14 @@ class Params(Section):
             setattr(self, name, section.model_copy(update=unset))
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
-
-
 def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Params:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise GanError(f"{source}: must be a mapping of sections")
-    try:
-        return Params.model_validate(data)
-    except ValidationError as exc:
-        raise GanError(_format_error(exc, source)) from None
-
-
-@functools.cache
-def _unique_key_loader() -> type:
-    """YAML's safe loader, except that a key given twice in one mapping is an error (the
-    plain loader keeps the last one silently). yaml is imported here, not at the top, so
-    that loading an export (gan.export validates its model section here) needs no yaml."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-            seen = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    duplicate = key in seen
-                    seen.add(key)
-                except TypeError:  # unhashable: the base class reports it
-                    continue
-                if duplicate:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-            return super().construct_mapping(node, deep)
-
-    return UniqueKeyLoader
-
-
-def _yaml(text: str, source: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        raise GanError(f"{source}: not valid YAML ({exc})") from None
-    except RecursionError:
-        raise GanError(f"{source}: nested too deeply to be a params file") from None
+    """A params mapping validated into Params; errors name `source` and the key."""
+    return validate(Params, data, source)
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
     """Read and validate params.yaml; `overrides` are dotted ``key=value`` pairs (YAML values)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GanError(f"{path}: params file not found")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise GanError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except OSError as exc:
-        raise GanError(f"{path}: cannot read ({exc.strerror})") from None
-    data = _yaml(text, str(path)) or {}
-    for item in overrides or []:
-        apply_override(data, item)
-    try:
-        return parse_params(data, str(path))
-    except RecursionError:
-        raise GanError(f"{path}: nested too deeply to be a params file") from None
-
-
-def apply_override(data: Any, item: str) -> None:
-    """Set one dotted ``key=value`` (the value read as YAML) in the params mapping."""
-    shown = repr(item if len(item) <= 60 else f"{item[:60]}...")
-    if "=" not in item:
-        raise GanError(f"override {shown}: expected key=value")
-    key, raw = item.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(p.strip() for p in parts):
-        raise GanError(f"override {shown}: the key needs a name between each '.'")
-    if not isinstance(data, dict):
-        raise GanError(f"override {shown}: the params file is not a mapping of sections")
-    node = data
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise GanError(f"override {shown}: {p} is not a section")
-    node[parts[-1]] = _yaml(raw, f"override {shown}")
+    return parse_params(read_params_file(path, overrides), str(Path(path)))
 
 
 def dump_section(section: BaseModel) -> dict[str, Any]:
