@@ -17,8 +17,8 @@ import torch
 
 from gan.config import TrainConfig
 from gan.data.shards import load_split
-from gan.device import pick_device, pick_precision
-from gan.training.loop import run_phases
+from gan.device import pick_device
+from gan.training.loop import precision_for, run_phases
 from gan.training.session import Session
 
 
@@ -28,7 +28,7 @@ def measure(data: Path, loss: str, batch: int, width: int, steps: int, device: s
          "model": {"family": "dcgan", "loss": loss, "width": width}}
     )  # fmt: skip
     dev = pick_device(cfg.device)
-    session = Session(cfg, load_split(data, "train"), pick_precision(dev))
+    session = Session(cfg, load_split(data, "train"), precision_for(cfg, dev))
     for step in range(3):  # warm-up
         run_phases(session, step, measure=False)
     if dev.type == "cuda":

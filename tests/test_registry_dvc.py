@@ -62,18 +62,18 @@ def test_experiments_queues_and_apply_keep_one_history(repo):
     run(["dvc", "exp", "run", "-n", "longer", "-S", "train.steps=12"], repo)
     assert [r["version"] for r in history(repo)] == [1, 2, 3]
 
-    # queued experiments run in a temp copy and append to this registry, not their own
-    for steps in (16, 20):
-        run(["dvc", "exp", "run", "--queue", "-n", f"q{steps}", "-S", f"train.steps={steps}"], repo)
+    # a queued experiment runs in a temp copy and appends to this registry, not its own
+    # (one is enough: each queued run starts from the same committed baseline)
+    run(["dvc", "exp", "run", "--queue", "-n", "q16", "-S", "train.steps=16"], repo)
     run(["dvc", "queue", "start", "-j", "1"], repo)
     try:
         wait_for_queue(repo)
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo)
     records = history(repo)
-    assert [r["version"] for r in records] == [1, 2, 3, 4, 5], run(["dvc", "queue", "status"], repo)
-    assert all(".dvc/tmp/exps" in r["export"]["path"] for r in records[3:])
-    assert len({r["export"]["sha256"] for r in records}) == 5  # each export once
+    assert [r["version"] for r in records] == [1, 2, 3, 4], run(["dvc", "queue", "status"], repo)
+    assert ".dvc/tmp/exps" in records[3]["export"]["path"]
+    assert len({r["export"]["sha256"] for r in records}) == 4  # each export once
     assert not list((repo / ".dvc" / "tmp").rglob("history.jsonl"))
 
     # applying an experiment brings its outputs, not a registry of its own

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from gan.config import TrainConfig, dump_section
 from gan.data.shards import load_split
-from gan.device import cpu_threads, pick_device, pick_precision
+from gan.device import Precision, cpu_threads, pick_device, pick_precision
 from gan.errors import GanError, Interrupted
 from gan.export import save_export
 from gan.grid import save_grid
@@ -192,13 +192,18 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
             torch.distributed.destroy_process_group()
 
 
+def precision_for(cfg: TrainConfig, device: torch.device) -> Precision:
+    """The run's precision and layout: its params, with `auto` resolved for the family."""
+    family = get_family(cfg.model.family)
+    return pick_precision(device, cfg.precision, cfg.channels_last, family.cpu_channels_last)
+
+
 def _train(
     cfg: TrainConfig, hooks: list[StepHook] | None, device: torch.device, ranks: Ranks
 ) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    family = get_family(cfg.model.family)
-    precision = pick_precision(device, cfg.precision, cfg.channels_last, family.cpu_channels_last)
+    precision = precision_for(cfg, device)
     split = load_split(cfg.data, "train")
     _check_batch(cfg, split)
     run_dir = cfg.run_dir
