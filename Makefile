@@ -42,7 +42,8 @@ test: lint services
 # Tables on stdout, JSON in reports/bench/; under 10 minutes on the 2-core reference CPU.
 bench: $(STAMP)
 	$(ACTIVATE) && python benchmarks/vs_plain_loop.py && python benchmarks/families.py && \
-	  python benchmarks/train_throughput.py && python benchmarks/ddp_scaling.py
+	  python benchmarks/train_throughput.py && python benchmarks/ddp_scaling.py && \
+	  python benchmarks/conv_peak.py
 
 # Every preset with bf16, channels_last and compile off and on, then torchrun over all GPUs.
 # Without CUDA: one line saying so, exit status 0.

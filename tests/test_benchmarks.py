@@ -51,6 +51,14 @@ def test_families_reports_training_loading_evaluation_and_startup(tmp_path):
     assert set(report["startup"]) == {"gan_help_s", "gan_train_help_s", "gan_train_1_step_s"}
 
 
+def test_conv_peak_reports_the_fraction_of_the_measured_peak(tmp_path):
+    report = _run("conv_peak.py", tmp_path)
+    assert report["peak_gflops"] == max(r["gflops"] for r in report["peak_rows"]) > 0
+    (step,) = report["steps"]
+    assert step["gflop_per_step"] > 0 and step["ms_per_step"] > 0
+    assert step["fraction_of_peak"] == pytest.approx(step["gflops"] / report["peak_gflops"])
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
 def test_gpu_benchmark_without_cuda_says_so_and_exits_0(tmp_path):
     proc = subprocess.run(

@@ -1,0 +1,161 @@
+"""What fraction of this machine's convolution throughput a conv-bound training step reaches.
+
+The peak is measured here, not taken from a datasheet: the best GFLOP/s of a few large 3x3
+and 4x4-stride-2 convolutions and transposed convolutions (forward, input gradient and
+weight gradient, fp32, in the layout the trainer chooses). A training step's work is
+counted by torch's FlopCounterMode on one real step of the trainer (every phase, forward
+and backward); its time is the median of blocks of steps. Usage:
+python benchmarks/conv_peak.py [--device cpu] [--families dcgan,biggan]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from gan.config import TrainConfig
+from gan.data.shards import load_split
+from gan.device import pick_device
+from gan.training.loop import precision_for, run_phases
+from gan.training.session import Session
+
+# (kind, channels in, channels out, input size, batch): shapes like the presets' big layers
+PEAK_SHAPES = [
+    ("conv3x3", 128, 128, 32, 32),
+    ("conv3x3", 256, 256, 16, 32),
+    ("conv4x4s2", 128, 256, 32, 64),
+    ("convT4x4s2", 256, 128, 16, 64),
+]
+MODELS = {
+    "dcgan": {"family": "dcgan", "width": 64, "z_dim": 100, "conditional": False},
+    "biggan": {"family": "biggan", "ch": 16, "g_widths": [4, 4, 2, 1], "d_widths": [1, 2, 4, 4]},
+}
+
+
+def _layer(kind: str, c_in: int, c_out: int) -> nn.Module:
+    if kind == "conv3x3":
+        return nn.Conv2d(c_in, c_out, 3, 1, 1)
+    if kind == "conv4x4s2":
+        return nn.Conv2d(c_in, c_out, 4, 2, 1)
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+QUICK_SHAPES = [("conv3x3", 8, 8, 16, 4)]  # --quick: the script's own test
+
+
+def peak_gflops(
+    device: torch.device, channels_last: bool, repeats: int, shapes: list[tuple]
+) -> list[dict]:
+    """GFLOP/s of forward + both gradients of each shape (FLOPs counted by torch)."""
+    rows = []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for kind, c_in, c_out, size, batch in shapes:
+        layer = _layer(kind, c_in, c_out).to(device, memory_format=fmt)
+        x = torch.randn(batch, c_in, size, size, device=device).to(memory_format=fmt)
+        x.requires_grad_(True)
+
+        def step(layer=layer, x=x) -> None:
+            layer(x).sum().backward()
+            harness.sync(device)
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        seconds = _median_seconds(step, repeats)
+        gflops = counter.get_total_flops() / seconds / 1e9
+        rows.append({"what": f"{kind} {c_in}->{c_out} @{size} x{batch}", "gflops": gflops})
+    return rows
+
+
+def step_gflops(data: Path, model: dict, batch: int, device: str, steps: int) -> dict:
+    """One trainer step's counted FLOPs over its median time."""
+    cfg = TrainConfig.model_validate(
+        {"data": str(data), "batch_size": batch, "device": device, "progress": False,
+         "model": model}
+    )  # fmt: skip
+    dev = pick_device(cfg.device)
+    session = Session(cfg, load_split(data, "train"), precision_for(cfg, dev))
+    for step in range(2):  # warm-up
+        run_phases(session, step, measure=False)
+    with FlopCounterMode(display=False) as counter:
+        run_phases(session, 2, measure=False)
+    flops = counter.get_total_flops()
+    blocks = []
+    for b in range(3):
+        t0 = time.perf_counter()
+        for step in range(3 + b * steps, 3 + (b + 1) * steps):
+            run_phases(session, step, measure=False)
+        harness.sync(dev)
+        blocks.append((time.perf_counter() - t0) / steps)
+    seconds = statistics.median(blocks)
+    return {
+        "gflop_per_step": flops / 1e9,
+        "ms_per_step": seconds * 1e3,
+        "gflops": flops / seconds / 1e9,
+        "channels_last": session.precision.channels_last,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--families", default="dcgan,biggan")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="tiny shapes and networks (tests)")
+    ap.add_argument("--out-dir", type=Path, default=None, help="JSON folder (reports/bench)")
+    args = ap.parse_args()
+    if args.quick:
+        args.families, args.steps, args.repeats = "dcgan", 1, 1
+    dev = pick_device(args.device)
+    shapes = QUICK_SHAPES if args.quick else PEAK_SHAPES
+    peak_rows = peak_gflops(dev, True, args.repeats, shapes)
+    peak_rows += [
+        {**r, "what": r["what"] + " (contiguous)"}
+        for r in peak_gflops(dev, False, args.repeats, shapes)
+    ]
+    peak = max(r["gflops"] for r in peak_rows)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.families.split(","):
+            res, batch = (64, 64) if name == "dcgan" else (32, 32)
+            model = MODELS[name]
+            if args.quick:
+                res, batch, model = 16, 4, {**model, "width": 4, "z_dim": 8}
+            dcgan = name == "dcgan"  # pytorch/examples' configuration; BigGAN's preset
+            data = harness.random_dataset(
+                Path(tmp) / name, res, 3 if dcgan else 1, classes=0 if dcgan else 10
+            )
+            r = step_gflops(data, model, batch, args.device, args.steps)
+            rows.append({"family": name, "resolution": res, "batch": batch, **r,
+                         "fraction_of_peak": r["gflops"] / peak})  # fmt: skip
+            print(rows[-1], flush=True)
+    env = harness.environment(args.device)
+    report = {"environment": env, "quick": args.quick, "peak_gflops": peak,
+              "peak_rows": peak_rows, "steps": rows}  # fmt: skip
+    path = harness.write_report("conv_peak", report, args.out_dir)
+    harness.print_table(peak_rows)
+    print(f"\npeak: {peak:.1f} GFLOP/s")
+    harness.print_table(rows)
+    print(f"\n{harness.env_line(env)}; JSON: {path}")
+
+
+if __name__ == "__main__":
+    main()
