@@ -295,3 +295,11 @@ def test_an_old_study_continues_unless_a_changed_setting_changes_its_objective(p
     assert "\n" not in message and "retired" not in message
     assert "(changed: evaluate.kid_subset_size 100 -> None)" in message
     assert prepare(params("kid", kid_subset="100")) == fid.hpo.n_trials - 1
+
+
+def test_apply_writes_null_back_as_null(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  threads: null   # kept\n  optim:\n    g_lr: 2.0e-4\n")
+    apply_best(path, {"optim.g_lr": 1e-3})
+    assert "  threads: null   # kept\n" in path.read_text()
+    assert load_params(path).train.optim.g_lr == 1e-3

@@ -178,6 +178,7 @@ def apply_best(params_path: str | Path, best_params: dict[str, Any]) -> list[tup
     yaml = YAML()  # round-trip: comments, order and flow-style lists are kept
     yaml.preserve_quotes = True
     yaml.representer.add_representer(float, _yaml11_float)
+    yaml.representer.add_representer(type(None), _null)
     doc = yaml.load(path.read_text())
     if not isinstance(doc, dict) or not isinstance(doc.get("train"), dict):
         raise GanError(f"{path}: has no train section to apply the params to")
@@ -207,6 +208,11 @@ def _yaml11_float(representer, value: float):
     if e and "." not in mantissa:
         text = f"{mantissa}.0e{exponent}"
     return representer.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+def _null(representer, value: None):
+    """null as `null`, as params.yaml writes it (ruamel's default leaves the value empty)."""
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def _insert(section: dict[str, Any], key: str, value: Any) -> None:
