@@ -8,6 +8,7 @@ pipeline flow run once, which makes v1 the champion. The tests after it build on
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ def tiny_params(root: Path) -> dict:
             "steps": 8,
             "batch_size": 16,
             "device": "cpu",
+            "threads": 1,  # the runner tests compare bits (see one_thread)
             "progress": False,
             "log_every": 4,
             "sample_every": 8,
@@ -79,6 +81,24 @@ def tiny_params(root: Path) -> dict:
             "allow_weak_extractor": True,  # a one-epoch classifier is a weak judge
         },
     }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Every run of this module on one torch thread, inline and in task processes alike: the
+    runner tests compare models bit for bit, and Dask's workers start with OMP_NUM_THREADS=1
+    (another thread count sums in another order)."""
+    import torch
+
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(threads)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
 
 
 @pytest.fixture(scope="module")
