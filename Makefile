@@ -14,7 +14,7 @@ setup: $(STAMP) $(VEGA)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev,dask]"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -c requirements.lock -e ".[dev,dask]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 # `dvc plots show` without a network: vega, vega-lite and vega-embed from npm inlined into
