@@ -24,11 +24,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from gan.errors import GanError
+
+if TYPE_CHECKING:  # torch is imported where it is used: prepare and promote never need it
+    import torch
 
 STALE_SECONDS = 24 * 3600  # another host's temp: surely dead after a day
 LEGACY_STALE_SECONDS = 3600  # a temp without owner (older ganops): after an hour
@@ -205,12 +206,16 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     """torch.save through a temp file, so a crash mid-write keeps the previous file.
 
     Saving into an open file (not a path) lets a full disk surface as an OSError."""
+    import torch
+
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Load a torch file without executing code from it (DESIGN principle 5)."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise GanError(f"{path}: file not found")

@@ -29,6 +29,18 @@ def _pngs(root: Path) -> dict[str, Path]:
     return {p.relative_to(root).as_posix(): p for p in root.rglob("*.png")}
 
 
+def test_digits_read_without_sklearn_match_its_loader(digits):
+    """The shipped CSV read directly gives exactly what sklearn.datasets.load_digits gives."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, labels = digits
+    assert images.dtype == np.uint8 and images.shape == (1797, 8, 8)
+    expected = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    assert np.array_equal(images, expected)
+    assert np.array_equal(labels, bunch.target)
+
+
 def test_digits_counts_and_classes(digits_dir, digits):
     _, labels = digits
     files = _pngs(digits_dir)
