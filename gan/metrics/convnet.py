@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from gan.config import ClassifierConfig
 from gan.errors import GanError
 from gan.io import read_json, sha256_file, write_json
 from gan.metrics.outputs import replaced_dir
@@ -68,7 +69,7 @@ def conv_body(in_channels: int) -> nn.Sequential:
 def fit(
     model: nn.Module,
     n: int,
-    cfg: Any,
+    cfg: ClassifierConfig,
     g: torch.Generator,
     loss_of: Callable[[torch.Tensor], torch.Tensor],
     desc: str,
@@ -79,7 +80,7 @@ def fit(
     of the final weights being wherever a fixed rate left them (seed-noisy)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-n // cfg.batch_size)
-    cosine = getattr(cfg, "lr_decay", "none") == "cosine"
+    cosine = cfg.lr_decay == "cosine"
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     with tqdm(total=steps, desc=desc, unit="step") as bar:
         for _ in range(cfg.epochs):
