@@ -86,7 +86,7 @@ def test_torch_iostream_error_on_full_disk_names_the_cause(full_disk, monkeypatc
     def failing_save(obj, f):
         raise RuntimeError("basic_ios::clear: iostream error")
 
-    monkeypatch.setattr(gan.io.torch, "save", failing_save)
+    monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(GanError, match="ckpt.pt: cannot write: no space left on device"):
         save_torch(full_disk / "ckpt.pt", {"w": torch.zeros(1)})
 
@@ -127,7 +127,7 @@ def test_checkpoint_write_failure_names_the_last_good_checkpoint(digits16, tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         real_save(obj, f)
 
-    monkeypatch.setattr(gan.io.torch, "save", save_once)
+    monkeypatch.setattr(torch, "save", save_once)
     cfg = tiny(digits16, tmp_path)
     with pytest.raises(GanError) as info:
         train(cfg)
