@@ -197,7 +197,7 @@ def test_flows_commands_plug_in_through_the_entry_point_group(monkeypatch):
 
 
 # -- what a command imports when it runs (start-up time) ----------------------------------
-HEAVY_FOR_TRAIN = ("prefect", "dvc", "dvclive", "optuna", "torchvision", "torch_fidelity")
+HEAVY_FOR_TRAIN = ("prefect", "dvc", "dvclive", "optuna", "torchvision", "torch_fidelity", "pandas")
 
 _RUN_AND_LIST_MODULES = """
 import json, sys

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import csv
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from gan.io import atomic_path
@@ -55,10 +56,13 @@ class MetricsLog:
         """The rows up to `resume_step`; an unreadable log (empty, torn, hand-edited) is
         started afresh, saying so, as the checkpoint, not the log, holds the state."""
         try:
-            old = pd.read_csv(self.path)
-            steps = pd.to_numeric(old["step"], errors="raise")
-            return old[steps <= resume_step].to_dict("records")
-        except (ValueError, KeyError, TypeError, OSError, pd.errors.ParserError) as exc:
+            with open(self.path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = [_parse_row(record) for record in reader]
+            if "step" not in (reader.fieldnames or ()) or any("step" not in r for r in rows):
+                raise KeyError("step")
+            return [row for row in rows if row["step"] <= resume_step]
+        except (ValueError, KeyError, OSError, csv.Error) as exc:  # UnicodeError is a ValueError
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
             tqdm.write(f"[train] {self.path}: unreadable ({reason}); starting a fresh log")
             return []
@@ -76,12 +80,31 @@ class MetricsLog:
         if self.live is not None:
             self.live.image(path)
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
-
     def flush(self) -> None:
-        with atomic_path(self.path) as tmp:
-            self.frame().to_csv(tmp, index=False, float_format="%.6g")
+        """The whole table: a column per key in order of first appearance, an empty cell
+        where a row lacks it, floats as %.6g (csv, not pandas: 0.8 s of every start-up)."""
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([_cell(row.get(k)) for k in columns] for row in self.rows)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _parse_row(record: dict) -> dict:
+    """A CSV record as numbers; a cell that is not one (or a line torn into extra fields)
+    makes the log unreadable."""
+    if None in record:
+        raise ValueError("a line has more fields than the header")
+    return {k: int(v) if _INT.fullmatch(v) else float(v) for k, v in record.items() if v}
+
+
+_INT = re.compile(r"[+-]?\d+")
 
 
 def _latest_sample(folder: Path, up_to: int) -> Path | None:
