@@ -138,4 +138,9 @@ def test_every_file_is_replaced_whole_through_a_rename(tmp_path, monkeypatch):
     assert not stale.exists()  # dropped once the rest was in place
     assert Image.open(run / "dvclive/plots/images" / IMAGE).getpixel((0, 0)) == (255, 0, 0)
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
+
+    log.append(rows(8)[0])
+    assert signal.is_file()
+    log.end()  # the run finished: the VS Code step signal goes, the view stays
+    assert not signal.exists() and (run / "dvclive" / "metrics.json").is_file()
     release(held)

@@ -146,3 +146,13 @@ class LiveView:
     def image(self, path: str | Path) -> None:
         with atomic_path(self.image_path) as tmp:
             shutil.copyfile(path, tmp)
+
+    def end(self) -> None:
+        """The run finished: what dvclive's Live.end() signals, without its writes (this
+        view made them atomically already): the VS Code step signal is removed and
+        Studio, when a token is configured, hears that the experiment is done."""
+        from dvclive.studio import post_to_studio
+        from dvclive.vscode import cleanup_dvclive_step_completed
+
+        cleanup_dvclive_step_completed()
+        post_to_studio(self.live, "done")

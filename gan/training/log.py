@@ -80,6 +80,11 @@ class MetricsLog:
         if self.live is not None:
             self.live.image(path)
 
+    def end(self) -> None:
+        """The run finished (dvclive's end-of-experiment signals)."""
+        if self.live is not None:
+            self.live.end()
+
     def flush(self) -> None:
         """The whole table: a column per key in order of first appearance, an empty cell
         where a row lacks it, floats as %.6g (csv, not pandas: 0.8 s of every start-up)."""

@@ -235,6 +235,7 @@ def _train(
         return {"rank": ranks.rank}
     summary = _finish(session, cfg, seconds, start_step)
     log.image(run_dir / "samples.png")  # the final grid, for dvclive's readers
+    log.end()
     return summary
 
 
