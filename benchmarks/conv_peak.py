@@ -21,11 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gan.config import TrainConfig
-from gan.data.shards import load_split
 from gan.device import pick_device
-from gan.training.loop import precision_for, run_phases
-from gan.training.session import Session
+from gan.training.loop import run_phases
 
 # (kind, channels in, channels out, input size, batch): shapes like the presets' big layers
 PEAK_SHAPES = [
@@ -86,12 +83,8 @@ def peak_gflops(
 
 def step_gflops(data: Path, model: dict, batch: int, device: str, steps: int) -> dict:
     """One trainer step's counted FLOPs over its median time."""
-    cfg = TrainConfig.model_validate(
-        {"data": str(data), "batch_size": batch, "device": device, "progress": False,
-         "model": model}
-    )  # fmt: skip
-    dev = pick_device(cfg.device)
-    session = Session(cfg, load_split(data, "train"), precision_for(cfg, dev))
+    session = harness.trainer_session(data, batch, device, model)
+    dev = session.precision.device
     for step in range(2):  # warm-up
         run_phases(session, step, measure=False)
     with FlopCounterMode(display=False) as counter:

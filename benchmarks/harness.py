@@ -107,6 +107,23 @@ def sync(device: torch.device) -> None:
 BlockFn = Callable[[int], None]  # called with the block index at each block boundary
 
 
+def trainer_session(data: Path, batch: int, device: str, model: dict[str, Any]):
+    """The trainer's Session for `model` on `data`, as `gan train` builds it (precision and
+    layout resolved per family), for benchmarks that drive run_phases step by step."""
+    from gan.config import TrainConfig
+    from gan.data.shards import load_split
+    from gan.device import pick_device
+    from gan.training.loop import precision_for
+    from gan.training.session import Session
+
+    cfg = TrainConfig.model_validate(
+        {"data": str(data), "batch_size": batch, "device": device, "progress": False,
+         "model": model}
+    )  # fmt: skip
+    dev = pick_device(cfg.device)
+    return Session(cfg, load_split(data, "train"), precision_for(cfg, dev))
+
+
 def timed_train(
     train_section: dict[str, Any],
     warmup: int,

@@ -13,31 +13,21 @@ from pathlib import Path
 
 import harness
 import pandas as pd
-import torch
 
-from gan.config import TrainConfig
-from gan.data.shards import load_split
-from gan.device import pick_device
-from gan.training.loop import precision_for, run_phases
-from gan.training.session import Session
+from gan.training.loop import run_phases
 
 
 def measure(data: Path, loss: str, batch: int, width: int, steps: int, device: str) -> float:
-    cfg = TrainConfig.model_validate(
-        {"data": str(data), "batch_size": batch, "device": device, "progress": False,
-         "model": {"family": "dcgan", "loss": loss, "width": width}}
-    )  # fmt: skip
-    dev = pick_device(cfg.device)
-    session = Session(cfg, load_split(data, "train"), precision_for(cfg, dev))
+    model = {"family": "dcgan", "loss": loss, "width": width}
+    session = harness.trainer_session(data, batch, device, model)
+    dev = session.precision.device
     for step in range(3):  # warm-up
         run_phases(session, step, measure=False)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    harness.sync(dev)
     t0 = time.perf_counter()
     for step in range(3, 3 + steps):
         run_phases(session, step, measure=False)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    harness.sync(dev)
     return steps * batch / (time.perf_counter() - t0)
 
 

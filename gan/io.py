@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from gan.errors import GanError
 
-if TYPE_CHECKING:  # torch is imported where it is used: prepare and promote never need it
+if TYPE_CHECKING:  # torch is imported where it is used: `gan prepare` writes no torch file
     import torch
 
 STALE_SECONDS = 24 * 3600  # another host's temp: surely dead after a day

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from gan.io import atomic_path
 from gan.training import live as dvclive_view
 
+_INT = re.compile(r"[+-]?\d+")  # a logged cell read back as an int, else a float
 Listener = Callable[[dict], None]
 # per context (thread, task), so concurrent trainings in one process hear only their own rows
 _listeners: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar(
@@ -107,9 +108,6 @@ def _parse_row(record: dict) -> dict:
     if None in record:
         raise ValueError("a line has more fields than the header")
     return {k: int(v) if _INT.fullmatch(v) else float(v) for k, v in record.items() if v}
-
-
-_INT = re.compile(r"[+-]?\d+")
 
 
 def _latest_sample(folder: Path, up_to: int) -> Path | None:
