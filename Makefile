@@ -12,12 +12,9 @@ VEGA := $(VENV)/share/vega/template.html
 
 setup: $(STAMP) $(VEGA)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock scripts/install-deps.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -c requirements.lock -e ".[dev,dask]"
-	@# bytecode on both cores (pip writes it on one: ~100 s of the install); some packages ship
-	@# files that are not Python 3, which compileall reports and pip also skips
-	$(VENV)/bin/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
+	scripts/install-deps.sh $(VENV)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 # `dvc plots show` without a network: vega, vega-lite and vega-embed from npm inlined into
