@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,22 @@ def straight_and_resumed(make_cfg, tmp_path: Path, interrupt_at: int = 8):
     a = load_torch(list_checkpoints(straight.run_dir)[-1])
     b = load_torch(list_checkpoints(resumed.run_dir)[-1])
     return straight, resumed, a, b
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny pipeline (test_pipeline_dvc.TINY) after one `dvc repro`, committed, and
+    that repro's output. Tests change copies of it (`copy_repo`): a repro costs ~50 s."""
+    from test_pipeline_dvc import run, tiny_repo
+
+    root = tiny_repo(tmp_path_factory.mktemp("reproduced"), ".gitignore", ".dvcignore")
+    out = run(["dvc", "repro"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "first run"], root)
+    return root, out
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """A git + DVC repository copied whole (.git, .dvc cache, workspace outputs)."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst

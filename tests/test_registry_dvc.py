@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_pipeline_dvc import run, tiny_repo
+from conftest import copy_repo
+from test_pipeline_dvc import run
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +27,9 @@ def history(repo: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return tiny_repo(tmp_path_factory.mktemp("registry-dvc"), ".gitignore", ".dvcignore")
+def repo(reproduced_repo, tmp_path_factory) -> Path:
+    """A copy of the tiny pipeline after its first `dvc repro`, committed as the baseline."""
+    return copy_repo(reproduced_repo[0], tmp_path_factory.mktemp("registry-dvc") / "repo")
 
 
 def wait_for_queue(repo: Path, timeout: float = 900) -> None:
@@ -41,12 +43,10 @@ def wait_for_queue(repo: Path, timeout: float = 900) -> None:
 
 
 def test_experiments_queues_and_apply_keep_one_history(repo):
-    run(["dvc", "repro"], repo)
     assert [r["version"] for r in history(repo)] == [1]
     assert "registry/digits" not in (repo / "dvc.lock").read_text()  # not an output
     assert run(["git", "status", "--porcelain", "--ignored", "registry"], repo).startswith("!!")
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline"], repo)
+    assert "dvc.lock" in run(["git", "ls-files"], repo)  # the baseline is committed
 
     # rerunning promote on the same export registers nothing
     out = run(["gan", "promote"], repo)
