@@ -2,7 +2,9 @@
 
 The peak is measured here, not taken from a datasheet: the best GFLOP/s of a few large 3x3
 and 4x4-stride-2 convolutions and transposed convolutions (forward, input gradient and
-weight gradient, fp32, in the layout the trainer chooses). A training step's work is
+weight gradient, fp32, in the layout the trainer chooses), and of each convolution of
+pytorch/examples' DCGAN alone (which of a step's layers run below the peak, and how far
+the whole step is from its own layers' speed). A training step's work is
 counted by torch's FlopCounterMode on one real step of the trainer (every phase, forward
 and backward); its time is the median of blocks of steps. Usage:
 python benchmarks/conv_peak.py [--device cpu] [--families dcgan,biggan]
@@ -81,6 +83,49 @@ def peak_gflops(
     return rows
 
 
+def dcgan_layers(width: int, z_dim: int, res: int, channels: int) -> list[tuple]:
+    """(name, layer, input shape without batch, input needs a gradient) of pytorch/examples'
+    DCGAN: D's strided 4x4 convolutions, then G's transposed ones, in the order they run."""
+    stages, rows, c = res.bit_length() - 3, [], channels  # 64 px: 4 strided stages + 4x4 head
+    for i in range(stages):
+        out = width * 2**i
+        rows.append((f"D conv {c}->{out} @{res >> i}", nn.Conv2d(c, out, 4, 2, 1, bias=False),
+                     (c, res >> i, res >> i), i > 0))  # fmt: skip
+        c = out
+    rows.append((f"D conv {c}->1 @4", nn.Conv2d(c, 1, 4, 1, 0, bias=False), (c, 4, 4), True))
+    rows.append((f"G convT {z_dim}->{c} @1", nn.ConvTranspose2d(z_dim, c, 4, 1, 0, bias=False),
+                 (z_dim, 1, 1), False))  # fmt: skip
+    for i in reversed(range(stages)):
+        out = width * 2 ** (i - 1) if i else channels
+        size = res >> (i + 1)
+        rows.append((f"G convT {c}->{out} @{size}", nn.ConvTranspose2d(c, out, 4, 2, 1, bias=False),
+                     (c, size, size), True))  # fmt: skip
+        c = out
+    return rows
+
+
+def layer_gflops(device: torch.device, layers: list[tuple], batch: int, repeats: int) -> list[dict]:
+    """Each layer's forward + gradients alone, in the trainer's CPU layout (channels_last):
+    which of a step's convolutions run below the peak."""
+    rows = []
+    for name, layer, shape, input_grad in layers:
+        layer = layer.to(device, memory_format=torch.channels_last)
+        x = torch.randn(batch, *shape, device=device).to(memory_format=torch.channels_last)
+        x.requires_grad_(input_grad)
+
+        def step(layer=layer, x=x) -> None:
+            layer(x).sum().backward()
+            harness.sync(device)
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        seconds = _median_seconds(step, repeats)
+        flops = counter.get_total_flops()
+        rows.append({"layer": name, "ms": seconds * 1e3, "gflop": flops / 1e9,
+                     "gflops": flops / seconds / 1e9})  # fmt: skip
+    return rows
+
+
 def step_gflops(data: Path, model: dict, batch: int, device: str, steps: int) -> dict:
     """One trainer step's counted FLOPs over its median time."""
     session = harness.trainer_session(data, batch, device, model)
@@ -124,29 +169,36 @@ def main() -> None:
         {**r, "what": r["what"] + " (contiguous)"}
         for r in peak_gflops(dev, False, args.repeats, shapes)
     ]
-    peak = max(r["gflops"] for r in peak_rows)
+    width, z_dim, res, batch = (4, 8, 16, 4) if args.quick else (64, 100, 64, 64)
+    layers = layer_gflops(dev, dcgan_layers(width, z_dim, res, 3), batch, args.repeats)
+    # the peak is the best convolution measured here, DCGAN's own layers included
+    peak = max(r["gflops"] for r in peak_rows + layers)
+    for r in layers:
+        r["fraction_of_peak"] = r["gflops"] / peak
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families.split(","):
-            res, batch = (64, 64) if name == "dcgan" else (32, 32)
+            res, step_batch = (64, 64) if name == "dcgan" else (32, 32)
             model = MODELS[name]
             if args.quick:
-                res, batch, model = 16, 4, {**model, "width": 4, "z_dim": 8}
+                res, step_batch, model = 16, 4, {**model, "width": 4, "z_dim": 8}
             dcgan = name == "dcgan"  # pytorch/examples' configuration; BigGAN's preset
             data = harness.random_dataset(
                 Path(tmp) / name, res, 3 if dcgan else 1, classes=0 if dcgan else 10
             )
-            r = step_gflops(data, model, batch, args.device, args.steps)
-            rows.append({"family": name, "resolution": res, "batch": batch, **r,
+            r = step_gflops(data, model, step_batch, args.device, args.steps)
+            rows.append({"family": name, "resolution": res, "batch": step_batch, **r,
                          "fraction_of_peak": r["gflops"] / peak})  # fmt: skip
             print(rows[-1], flush=True)
     env = harness.environment(args.device)
     report = {"environment": env, "quick": args.quick, "peak_gflops": peak,
-              "peak_rows": peak_rows, "steps": rows}  # fmt: skip
+              "peak_rows": peak_rows, "steps": rows, "dcgan_layers": layers}  # fmt: skip
     path = harness.write_report("conv_peak", report, args.out_dir)
     harness.print_table(peak_rows)
     print(f"\npeak: {peak:.1f} GFLOP/s")
     harness.print_table(rows)
+    print(f"\nDCGAN (pytorch/examples), each convolution alone at batch {batch}:")
+    harness.print_table(layers)
     print(f"\n{harness.env_line(env)}; JSON: {path}")
 
 
