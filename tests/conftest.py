@@ -158,7 +158,8 @@ def straight_and_resumed(make_cfg, tmp_path: Path, interrupt_at: int = 8):
 @pytest.fixture(scope="session")
 def reproduced_repo(tmp_path_factory) -> tuple[Path, str]:
     """The tiny pipeline (test_pipeline_dvc.TINY) after one `dvc repro`, committed, and
-    that repro's output. Tests change copies of it (`copy_repo`): a repro costs ~50 s."""
+    that repro's output. Tests change copies of it (`copy_repo`), never the original: its
+    registry's records hold absolute paths into it. A repro costs ~50 s."""
     from test_pipeline_dvc import run, tiny_repo
 
     root = tiny_repo(tmp_path_factory.mktemp("reproduced"), ".gitignore", ".dvcignore")
