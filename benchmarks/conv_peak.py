@@ -37,6 +37,9 @@ MODELS = {
     "dcgan": {"family": "dcgan", "width": 64, "z_dim": 100, "conditional": False},
     "biggan": {"family": "biggan", "ch": 16, "g_widths": [4, 4, 2, 1], "d_widths": [1, 2, 4, 4]},
 }
+DCGAN_RES_BATCH = (64, 64)  # pytorch/examples: 64 px, batch 64
+QUICK_MODEL = {"width": 4, "z_dim": 8}  # --quick: tiny networks at 16 px, batch 4
+DCGAN_RES_BATCH_QUICK = (16, 4)
 
 
 def _layer(kind: str, c_in: int, c_out: int) -> nn.Module:
@@ -60,6 +63,20 @@ def _median_seconds(fn, repeats: int) -> float:
 QUICK_SHAPES = [("conv3x3", 8, 8, 16, 4)]  # --quick: the script's own test
 
 
+def time_layer(
+    layer: nn.Module, x: torch.Tensor, device: torch.device, repeats: int
+) -> tuple[float, int]:
+    """(median seconds, FLOPs counted by torch) of one forward + backward of `layer` on `x`."""
+
+    def step() -> None:
+        layer(x).sum().backward()
+        harness.sync(device)
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return _median_seconds(step, repeats), counter.get_total_flops()
+
+
 def peak_gflops(
     device: torch.device, channels_last: bool, repeats: int, shapes: list[tuple]
 ) -> list[dict]:
@@ -69,16 +86,8 @@ def peak_gflops(
     for kind, c_in, c_out, size, batch in shapes:
         layer = _layer(kind, c_in, c_out).to(device, memory_format=fmt)
         x = torch.randn(batch, c_in, size, size, device=device).to(memory_format=fmt)
-        x.requires_grad_(True)
-
-        def step(layer=layer, x=x) -> None:
-            layer(x).sum().backward()
-            harness.sync(device)
-
-        with FlopCounterMode(display=False) as counter:
-            step()
-        seconds = _median_seconds(step, repeats)
-        gflops = counter.get_total_flops() / seconds / 1e9
+        seconds, flops = time_layer(layer, x.requires_grad_(True), device, repeats)
+        gflops = flops / seconds / 1e9
         rows.append({"what": f"{kind} {c_in}->{c_out} @{size} x{batch}", "gflops": gflops})
     return rows
 
@@ -111,16 +120,7 @@ def layer_gflops(device: torch.device, layers: list[tuple], batch: int, repeats:
     for name, layer, shape, input_grad in layers:
         layer = layer.to(device, memory_format=torch.channels_last)
         x = torch.randn(batch, *shape, device=device).to(memory_format=torch.channels_last)
-        x.requires_grad_(input_grad)
-
-        def step(layer=layer, x=x) -> None:
-            layer(x).sum().backward()
-            harness.sync(device)
-
-        with FlopCounterMode(display=False) as counter:
-            step()
-        seconds = _median_seconds(step, repeats)
-        flops = counter.get_total_flops()
+        seconds, flops = time_layer(layer, x.requires_grad_(input_grad), device, repeats)
         rows.append({"layer": name, "ms": seconds * 1e3, "gflop": flops / 1e9,
                      "gflops": flops / seconds / 1e9})  # fmt: skip
     return rows
@@ -169,8 +169,11 @@ def main() -> None:
         {**r, "what": r["what"] + " (contiguous)"}
         for r in peak_gflops(dev, False, args.repeats, shapes)
     ]
-    width, z_dim, res, batch = (4, 8, 16, 4) if args.quick else (64, 100, 64, 64)
-    layers = layer_gflops(dev, dcgan_layers(width, z_dim, res, 3), batch, args.repeats)
+    examples = {**MODELS["dcgan"], **(QUICK_MODEL if args.quick else {})}
+    layer_res, batch = DCGAN_RES_BATCH_QUICK if args.quick else DCGAN_RES_BATCH
+    layers = layer_gflops(
+        dev, dcgan_layers(examples["width"], examples["z_dim"], layer_res, 3), batch, args.repeats
+    )
     # the peak is the best convolution measured here, DCGAN's own layers included
     peak = max(r["gflops"] for r in peak_rows + layers)
     for r in layers:
@@ -178,10 +181,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families.split(","):
-            res, step_batch = (64, 64) if name == "dcgan" else (32, 32)
+            res, step_batch = DCGAN_RES_BATCH if name == "dcgan" else (32, 32)
             model = MODELS[name]
             if args.quick:
-                res, step_batch, model = 16, 4, {**model, "width": 4, "z_dim": 8}
+                res, step_batch = DCGAN_RES_BATCH_QUICK
+                model = {**model, **QUICK_MODEL}
             dcgan = name == "dcgan"  # pytorch/examples' configuration; BigGAN's preset
             data = harness.random_dataset(
                 Path(tmp) / name, res, 3 if dcgan else 1, classes=0 if dcgan else 10
