@@ -37,11 +37,11 @@ pip_setting() {  # pip's value, one word per line: PIP_<KEY> if set, else [insta
 }
 
 uv_install() {
-    local args=() url dir file
-    while read -r url; do args+=(--index-url "$url"); done < <(pip_setting index-url PIP_INDEX_URL)
-    while read -r url; do args+=(--extra-index-url "$url"); done < <(pip_setting extra-index-url PIP_EXTRA_INDEX_URL)
-    while read -r dir; do args+=(--find-links "$dir"); done < <(pip_setting find-links PIP_FIND_LINKS)
-    while read -r file; do args+=(--constraint "$file"); done < <(pip_setting constraint PIP_CONSTRAINT)
+    local args=() flag key word
+    for flag in index-url extra-index-url find-links constraint; do  # uv's flags are pip's keys
+        key=$(tr 'a-z-' 'A-Z_' <<<"$flag")
+        while read -r word; do args+=("--$flag" "$word"); done < <(pip_setting "$flag" "PIP_$key")
+    done
     case "$(pip_setting no-index PIP_NO_INDEX)" in 1 | true | yes | on) args+=(--no-index) ;; esac
     "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --index-strategy unsafe-best-match \
         --compile-bytecode ${args[@]+"${args[@]}"} -c requirements.lock -e ".[dev,dask]"
