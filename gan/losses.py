@@ -1,7 +1,6 @@
-"""Adversarial losses on discriminator logits, and the regularisers that go with them.
+"""Gradient regularisers of D that objectives and families add to D's loss.
 
-Each loss is a pair: the discriminator's objective on (real, fake) logits and the
-generator's on fake logits. All return a scalar mean over the batch.
+The adversarial losses themselves are objects in gan/objectives.py.
 """
 
 from __future__ import annotations
@@ -9,32 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan-gp")
-
-
-def d_loss(name: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    if name == "nonsaturating":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if name == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    if name == "lsgan":
-        return 0.5 * ((real - 1.0).pow(2).mean() + fake.pow(2).mean())
-    if name == "wgan-gp":
-        return fake.mean() - real.mean()
-    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
-
-
-def g_loss(name: str, fake: torch.Tensor) -> torch.Tensor:
-    if name == "nonsaturating":
-        return F.softplus(-fake).mean()
-    if name in ("hinge", "wgan-gp"):
-        return -fake.mean()
-    if name == "lsgan":
-        return 0.5 * (fake - 1.0).pow(2).mean()
-    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
 
 
 def gradient_penalty(

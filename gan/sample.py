@@ -96,7 +96,7 @@ def sample(
     with torch.inference_mode():
         if mix is not None:
             rows, cols = mix
-            cut = crossover if crossover is not None else max(1, getattr(G, "num_ws", 2) // 2)
+            cut = crossover if crossover is not None else family.default_crossover(G)
             images = family.mix_grid(G, rows, cols, cut, truncation)
             return save_grid(images, out, nrow=len(cols) + 1, scale=scale)
         if interpolate is not None:

@@ -62,7 +62,7 @@ def png_bytes(image: torch.Tensor) -> bytes:
 def load_translator(model: str, registry: str | Path = "registry", device: str = "cpu"):
     """The exported model, checked to be a translation family."""
     exported = load_export(resolve_model(model, registry), pick_device(device))
-    if not hasattr(exported.family, "translate"):
+    if exported.family.task != "translate":
         raise GanError(
             f"{model}: a {exported.meta['family']} model samples images and cannot translate; "
             "use `gan sample`"

@@ -17,7 +17,7 @@ from gan.device import cpu_threads
 from gan.errors import GanError
 from gan.io import load_torch
 from gan.models import get_family
-from gan.models.family import DataInfo
+from gan.models.family import DataInfo, StepContext
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 
@@ -237,7 +237,7 @@ def test_every_family_feeds_d_real_logits_to_adaptive_augmentation(name, model, 
     fam = family(cfg, data, OptimConfig(), CPU, augment)
     images = {k: torch.rand(4, data.channels, 16, 16) * 2 - 1 for k in batch}
     (d_main,) = [p for p in fam.phases() if p.name == "D_main"]
-    d_main.loss(images, 0)
+    d_main.loss(StepContext(0, images))
     assert torch.isfinite(augment.ada.rt)  # one D pass observed, and p moved by a full step
     assert float(augment.p) in (0.0, pytest.approx(1.0, abs=1e-5))
 

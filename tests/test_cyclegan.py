@@ -27,6 +27,7 @@ from gan.models.cyclegan import (
 )
 from gan.models.family import DataInfo
 from gan.models.image_pool import ImagePool
+from gan.objectives import build_objective
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 from gan.training.session import lr_factor
@@ -115,12 +116,14 @@ def test_cycle_and_identity_losses_are_weighted_l1():
 def test_adversarial_terms_follow_the_paper():
     real, fake = torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), -1.0)
     # lsgan: D = 0.5 * (mean (real - 1)^2 + mean fake^2); G = mean (fake - 1)^2
-    assert discriminator_loss("lsgan", real, fake).item() == pytest.approx(0.5 * (0.25 + 1.0))
-    assert generator_adversarial("lsgan", fake).item() == pytest.approx(4.0)
-    assert generator_adversarial("hinge", fake).item() == pytest.approx(1.0)
+    lsgan, hinge = build_objective("lsgan"), build_objective("hinge")
+    assert discriminator_loss(lsgan, real, fake).item() == pytest.approx(0.5 * (0.25 + 1.0))
+    assert generator_adversarial(lsgan, fake).item() == pytest.approx(4.0)
+    assert generator_adversarial(hinge, fake).item() == pytest.approx(1.0)
     sp = torch.nn.functional.softplus
     expected = 0.5 * (sp(torch.tensor(-0.5)) + sp(torch.tensor(-1.0))).item()
-    assert discriminator_loss("nonsaturating", real, fake).item() == pytest.approx(expected)
+    nonsaturating = build_objective("nonsaturating")
+    assert discriminator_loss(nonsaturating, real, fake).item() == pytest.approx(expected)
 
 
 # -- image pool ---------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from test_training import tiny
 from gan.data.shards import load_split
 from gan.device import pick_precision
 from gan.io import load_torch
-from gan.losses import d_loss, g_loss
 from gan.models import FAMILIES, get_family
 from gan.models.dcgan import DCGAN
 from gan.models.family import OptimizerSpec, ParamGroup, Phase
+from gan.objectives import build_objective
 from gan.training.checkpoint import list_checkpoints
 from gan.training.ema import half_life_beta
 from gan.training.loop import run_phases, train
@@ -52,12 +52,12 @@ class Toy(DCGAN):
         )
         return specs
 
-    def _d_main(self, batch, step):
+    def _d_main(self, ctx):
         SEEN.setdefault("autocast_main", []).append(torch.is_autocast_enabled("cpu"))
-        return super()._d_main(batch, step)
+        return super()._d_main(ctx)
 
-    def _d_reg(self, batch, step):
-        SEEN.setdefault("reg_steps", []).append(step)
+    def _d_reg(self, ctx):
+        SEEN.setdefault("reg_steps", []).append(ctx.step)
         SEEN.setdefault("autocast_reg", []).append(torch.is_autocast_enabled("cpu"))
         self.count += 1
         loss = sum(p.square().sum() for p in self.nets["D"].parameters()) * 1e-6
@@ -138,7 +138,7 @@ def test_families_state_their_task():
 
 def test_phases_refuse_a_zero_interval():
     with pytest.raises(ValueError, match="every and repeats"):
-        Phase("x", "D", lambda b, s: (torch.zeros(()), {}), every=0)
+        Phase("x", "D", lambda ctx: (torch.zeros(()), {}), every=0)
 
 
 def _one_step(cfg, reuse: bool):
@@ -165,10 +165,11 @@ def test_reused_fakes_make_the_trainers_step_the_textbook_step(digits16, tmp_pat
     real = plain.loader.next()["images"]
     fake = G(torch.randn(len(real), cfg.model.z_dim, generator=noise))
     opt_d.zero_grad(set_to_none=True)
-    d_loss(cfg.model.loss, D(real), D(fake.detach())).backward()
+    objective = build_objective(cfg.model.loss)
+    objective.d_loss(D(real), D(fake.detach())).backward()
     opt_d.step()
     opt_g.zero_grad(set_to_none=True)
-    g_loss(cfg.model.loss, D(fake)).backward()
+    objective.g_loss(D(fake)).backward()
     opt_g.step()
     for name, net in (("G", G), ("D", D)):
         assert_same_state(ours.family.nets[name].state_dict(), net.state_dict(), name)

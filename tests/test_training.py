@@ -130,9 +130,9 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(
     class Exploding(DCGAN):
         name = "dcgan"
 
-        def _g_main(self, batch, step):
-            loss, logs = super()._g_main(batch, step)
-            return (loss * float("nan") if step >= 9 else loss), logs
+        def _g_main(self, ctx):
+            loss, logs = super()._g_main(ctx)
+            return (loss * float("nan") if ctx.step >= 9 else loss), logs
 
     import sys
     import types

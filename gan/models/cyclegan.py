@@ -18,9 +18,10 @@ from torch import nn
 from gan.config import ModelConfig
 from gan.data.unpaired import UnpairedLoader
 from gan.errors import GanError
-from gan.models.family import Batch, DataInfo, GANFamily, Phase
+from gan.models.family import Batch, DataInfo, Fake, GANFamily, Phase, StepContext
 from gan.models.image_pool import ImagePool
 from gan.models.layers.init import dcgan_init
+from gan.objectives import Objective
 
 DIRECTIONS = ("AtoB", "BtoA")
 PREVIEW_IMAGES = 64  # fixed images per domain kept for the progress grid
@@ -33,7 +34,8 @@ class CycleGANConfig(ModelConfig):
     ndf: int = Field(64, gt=0, le=4096)  # discriminator width after the first layer
     n_blocks: int | Literal["auto"] = "auto"  # auto: 9 at >= 256 px, 6 below
     n_layers_d: int = Field(3, ge=1, le=6)  # 3: the 70x70 PatchGAN
-    loss: Literal["lsgan", "nonsaturating", "hinge"] = "lsgan"
+    objectives: ClassVar[tuple[str, ...]] = ("lsgan", "nonsaturating", "hinge")
+    loss: str = "lsgan"
     lambda_cycle: float = Field(10.0, ge=0.0)
     lambda_identity: float = Field(0.5, ge=0.0)  # a multiple of lambda_cycle
     pool_size: int = Field(50, ge=0, le=10_000)  # 0: no pool
@@ -141,28 +143,15 @@ def check_sizes(resolution: int, n_layers_d: int) -> None:
 
 
 # -- losses -------------------------------------------------------------------------------
-def adversarial(loss: str, logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """The official GANLoss: logits against the real (1) or fake (0) target, patch mean.
-
-    lsgan: mean squared error; nonsaturating: binary cross-entropy with logits; hinge:
-    max(0, 1 -+ logits) for the discriminator. The generator's hinge term is -mean(logits).
-    """
-    if loss == "lsgan":
-        return (logits - float(real)).pow(2).mean()
-    if loss == "nonsaturating":
-        return nn.functional.softplus(-logits if real else logits).mean()
-    if loss == "hinge":
-        return nn.functional.relu(1.0 - logits if real else 1.0 + logits).mean()
-    raise ValueError(f"unknown loss {loss!r}")
+# The official GANLoss: each side's terms without the paper's factor (LSGAN's 1/2), the patch
+# mean of the logits against the real or fake target, and D's loss halved as in the paper
+# (D learns slower than G).
+def generator_adversarial(objective: Objective, fake_logits: torch.Tensor) -> torch.Tensor:
+    return objective.g_loss(fake_logits) * (1.0 / objective.paper_scale)
 
 
-def generator_adversarial(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    return -fake_logits.mean() if loss == "hinge" else adversarial(loss, fake_logits, True)
-
-
-def discriminator_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor):
-    """Halved, as in the paper: D learns slower than G."""
-    return 0.5 * (adversarial(loss, real_logits, True) + adversarial(loss, fake_logits, False))
+def discriminator_loss(objective: Objective, real_logits: torch.Tensor, fake_logits: torch.Tensor):
+    return objective.d_loss(real_logits, fake_logits) * (0.5 / objective.paper_scale)
 
 
 def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor, weight: float) -> torch.Tensor:
@@ -201,7 +190,6 @@ class CycleGAN(GANFamily):
         self.pools = {
             d: ImagePool(cfg.pool_size, seed) for d, seed in zip("AB", seeds, strict=True)
         }
-        self._fakes: dict[str, torch.Tensor] | None = None  # G phase -> D phase of one step
         self._preview: dict[str, torch.Tensor] = {}
 
     @classmethod
@@ -224,6 +212,17 @@ class CycleGAN(GANFamily):
         return module[direction](images)
 
     # -- data ---------------------------------------------------------------------------
+    @classmethod
+    def batch_sources(cls, split) -> dict[str, int]:
+        """A batch of each domain is drawn from that domain's images."""
+        names = split.manifest.get("domains") or []
+        if not names:  # one-domain data: __init__ says it needs two
+            return super().batch_sources(split)
+        return {f"domain {n} of ": int((split.domains == d).sum()) for d, n in enumerate(names)}
+
+    def batch_images(self, batch: Batch) -> int:
+        return len(batch["A"]) + len(batch["B"])
+
     def make_loader(self, split, batch_size, device, seed, flip, memory_format) -> UnpairedLoader:
         """Independent A and B batches; keeps a few fixed images of each for the preview."""
         for d, name in enumerate("AB"):
@@ -260,12 +259,12 @@ class CycleGAN(GANFamily):
     def _d(self, domain: str, x: torch.Tensor) -> torch.Tensor:
         return self.nets["D"][domain](self.augment(x))
 
-    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         G, cfg = self.nets["G"], self.cfg
-        a, b = batch["A"], batch["B"]
+        a, b = ctx.batch["A"], ctx.batch["B"]
         fake_b, fake_a = G["AtoB"](a), G["BtoA"](b)
-        adv_b = generator_adversarial(cfg.loss, self._d("B", fake_b))
-        adv_a = generator_adversarial(cfg.loss, self._d("A", fake_a))
+        adv_b = generator_adversarial(self.objective, self._d("B", fake_b))
+        adv_a = generator_adversarial(self.objective, self._d("A", fake_a))
         cyc = cycle_loss(a, G["BtoA"](fake_b), cfg.lambda_cycle)
         cyc = cyc + cycle_loss(b, G["AtoB"](fake_a), cfg.lambda_cycle)
         loss = adv_a + adv_b + cyc
@@ -275,21 +274,21 @@ class CycleGAN(GANFamily):
             idt = identity_loss(b, G["AtoB"](b), weight) + identity_loss(a, G["BtoA"](a), weight)
             loss = loss + idt
             logs["identity"] = idt.detach()
-        self._fakes = {"A": fake_a.detach(), "B": fake_b.detach()}
+        ctx.fakes["A"], ctx.fakes["B"] = Fake(fake_a.detach()), Fake(fake_b.detach())
         return loss, logs
 
-    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        fakes, self._fakes = self._fakes, None
-        if fakes is None:  # the D phase on its own: translate this batch instead
+    def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch, fakes = ctx.batch, {d: ctx.take_fake(d) for d in ("A", "B")}
+        if None in fakes.values():  # the D phase on its own: translate this batch instead
             with torch.no_grad():
                 G = self.nets["G"]
-                fakes = {"A": G["BtoA"](batch["B"]), "B": G["AtoB"](batch["A"])}
+                fakes = {"A": Fake(G["BtoA"](batch["B"])), "B": Fake(G["AtoB"](batch["A"]))}
         loss = torch.zeros((), device=self.device)
         logs, reals = {}, []
         for d in ("A", "B"):
             real_logits = self._d(d, batch[d])
-            fake_logits = self._d(d, self.pools[d].query(fakes[d]))
-            loss = loss + discriminator_loss(self.cfg.loss, real_logits, fake_logits)
+            fake_logits = self._d(d, self.pools[d].query(fakes[d].images))
+            loss = loss + discriminator_loss(self.objective, real_logits, fake_logits)
             logs[f"{d}_real"] = real_logits.detach().mean()
             logs[f"{d}_fake"] = fake_logits.detach().mean()
             reals.append(real_logits.flatten())

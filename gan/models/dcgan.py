@@ -18,12 +18,12 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 from torch import nn
 
 from gan.config import ModelConfig
-from gan.losses import d_loss, g_loss, gradient_penalty
-from gan.models.family import Batch, DataInfo, GANFamily, Phase
+from gan.models.family import Batch, DataInfo, Fake, GANFamily, Phase, StepContext
 from gan.models.layers.conditional_norm import ConditionalBatchNorm2d
 from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
 from gan.models.layers.mbstd import MinibatchStdLayer
 from gan.models.layers.spectral import SNConv2d, SNEmbedding, SNLinear
+from gan.objectives import PenaltyInputs
 
 # added after runs were fingerprinted
 LATER_KEYS = {
@@ -60,8 +60,8 @@ class DCGANConfig(ModelConfig):
     # AC-GAN (Odena et al. 2017), with `conditional`: D also classifies real images (cross
     # entropy times aux_weight) and G is pushed to make fakes D reads as their class
     aux_weight: float = Field(0.0, ge=0.0)
-    loss: Literal["nonsaturating", "hinge", "lsgan", "wgan-gp"] = "nonsaturating"
-    gp_weight: float = Field(10.0, ge=0.0)
+    loss: str = "nonsaturating"  # any registered objective (gan/objectives.py)
+    gp_weight: float = Field(10.0, ge=0.0)  # wgan-gp
     n_critic: int = Field(1, gt=0, le=100)
     d_norm: Literal["auto", "batch", "layer", "none"] = "auto"
 
@@ -97,12 +97,13 @@ def _stages(resolution: int) -> int:
 
 def d_norm_kind(cfg: DCGANConfig) -> str:
     """D's normalisation: `d_norm`, or for auto none beside spectral norm, layer norm for a
-    WGAN-GP critic (batch norm breaks the per-sample gradient penalty) and batch otherwise."""
+    critic with a gradient penalty such as WGAN-GP's (batch norm breaks the per-sample
+    penalty) and batch otherwise."""
     if cfg.d_norm != "auto":
         return cfg.d_norm
     if cfg.d_spectral:
         return "none"
-    return "layer" if cfg.loss == "wgan-gp" else "batch"
+    return "layer" if DCGAN.build_objective(cfg).penalises_gradients else "batch"
 
 
 def class_count(cfg: DCGANConfig, data: DataInfo) -> int:
@@ -242,8 +243,6 @@ class DCGAN(GANFamily):
             mbstd=cfg.d_mbstd,
             aux_classes=self.n_classes if cfg.aux_weight > 0 else 0,
         )
-        # D's fakes (with G's graph) and their classes, for G's step
-        self._kept_fake: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -283,18 +282,22 @@ class DCGAN(GANFamily):
     def phases(self) -> list[Phase]:
         """D's (last) phase makes the fakes G's step then reuses, as the textbook loop does,
         when the trainer records G's graph there (train.reuse_fake); G looks at no real
-        image, so it draws no batch of its own."""
+        image of its own (an objective that pairs fakes with reals reads D's batch), so
+        it draws no batch."""
         return [
             Phase("D_main", "D", self._d_main, repeats=self.cfg.n_critic, graph_for="G"),
             Phase("G_main", "G", self._g_main, fresh_batch=False),
         ]
 
-    def _fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fake(self, n: int) -> Fake:
         z = torch.randn(n, self.cfg.z_dim, generator=self.noise, device=self.device)
         if not self.n_classes:
-            return self.nets["G"](z), None
+            return Fake(self.nets["G"](z), None, z)
         y = torch.randint(0, self.n_classes, (n,), generator=self.noise, device=self.device)
-        return self.nets["G"](z, y), y
+        return Fake(self.nets["G"](z, y), y, z)
+
+    def _labels(self, batch: Batch) -> torch.Tensor | None:
+        return batch["labels"] if self.n_classes else None
 
     def _d(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self._d_and_class(x, y)[0]
@@ -304,34 +307,32 @@ class DCGAN(GANFamily):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.nets["D"].logits(self.augment(x), y)
 
-    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        real = batch["images"]
-        labels = batch["labels"] if self.n_classes else None
+    def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real, labels = ctx.batch["images"], self._labels(ctx.batch)
         # with G's graph when the trainer keeps G under autograd here (Phase.graph_for)
-        kept, y = self._fake(real.shape[0])
-        self._kept_fake = (kept, y) if kept.requires_grad else None
-        fake = kept.detach()
+        made = self._fake(real.shape[0])
+        if made.images.requires_grad:
+            ctx.fakes["G"] = made
+        fake, y = made.images.detach(), made.labels
         (real_logits, real_class), fake_logits = self._d_and_class(real, labels), self._d(fake, y)
         self.observe_real(real_logits)
-        loss = d_loss(self.cfg.loss, real_logits, fake_logits)
-        logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
+        judge = PenaltyInputs(
+            lambda x: self._d(x, labels), real, fake, self.noise, lambda x: self._d(x, y)
+        )
+        loss, logs = self.objective.d_side(real_logits, fake_logits, judge)
         if real_class is not None:
             aux = F.cross_entropy(real_class, labels)
             loss = loss + self.cfg.aux_weight * aux
             logs["D_class"] = aux.detach()
-        if self.cfg.loss == "wgan-gp" and self.cfg.gp_weight > 0:
-            gp = gradient_penalty(lambda x: self._d(x, labels), real, fake, self.noise)
-            loss = loss + self.cfg.gp_weight * gp
-            logs["gp"] = gp.detach()
         return loss, logs
 
-    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        kept, self._kept_fake = self._kept_fake, None
-        # no graph kept (reuse off, or G's phase on its own): generate
-        fake, y = kept if kept is not None else self._fake(batch["images"].shape[0])
-        logits, fake_class = self._d_and_class(fake, y)
-        loss = g_loss(self.cfg.loss, logits)
+    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # D's fakes with G's graph, or (reuse off, or G's phase on its own) new ones
+        made = ctx.take_fake("G") or self._fake(ctx.batch["images"].shape[0])
+        logits, fake_class = self._d_and_class(made.images, made.labels)
+        real = self.real_logits_for_g(lambda: self._d(ctx.batch["images"], self._labels(ctx.batch)))
+        loss = self.objective.g_loss(logits, real)
         if fake_class is None:
             return loss, {}
-        aux = F.cross_entropy(fake_class, y)
+        aux = F.cross_entropy(fake_class, made.labels)
         return loss + self.cfg.aux_weight * aux, {"G_class": aux.detach()}

@@ -1,4 +1,4 @@
-"""The contract between a model family and the generic trainer (DESIGN principle 3).
+"""The contract between a family and the trainer (docs/architecture.md, 'The family contract').
 
 A family owns its networks and states its objective as phases, the way stylegan2-ada's
 training/loss.py does: G main, G regularisation, D main, D regularisation. The trainer
@@ -18,13 +18,44 @@ from torch import nn
 
 from gan.config import EmaConfig, ModelConfig, OptimConfig
 from gan.errors import GanError
+from gan.objectives import Objective, build_objective
 from gan.training.ema import ema_beta
 
 Batch = dict[str, torch.Tensor]
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Fake:
+    """A batch of generated images with what made it; `images` may carry G's graph."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    latents: torch.Tensor | None = None
+
+
+@dataclass
+class StepContext:
+    """What the phases of one training step share (docs/architecture.md, "Phases").
+
+    The trainer makes a fresh one per step and sets `batch` to each real batch it draws;
+    a phase that makes fakes another phase may reuse leaves them in `fakes` under a key
+    of its choosing, and the phase that reuses them takes them out. Nothing a phase hands
+    on lives on the family, so a phase run alone or in another order finds nothing and
+    makes its own.
+    """
+
+    step: int
+    batch: Batch = field(default_factory=dict)
+    fakes: dict[str, Fake] = field(default_factory=dict)
+
+    def take_fake(self, key: str) -> Fake | None:
+        return self.fakes.pop(key, None)
+
+
 # A phase's loss: the scalar to minimise and its log values, as tensors (the trainer turns
 # them into numbers on logging steps only, so a step never waits for the device).
-LossFn = Callable[[Batch, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-Augment = Callable[[torch.Tensor], torch.Tensor]
+LossFn = Callable[[StepContext], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +70,16 @@ class DataInfo:
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> DataInfo:
+        """From a processed dataset's manifest.json (gan/data/shards.py)."""
+        return cls(
+            resolution=int(manifest["resolution"]),
+            channels=int(manifest["channels"]),
+            num_classes=len(manifest.get("classes") or []),
+            domains=max(1, len(manifest.get("domains") or [])),
+        )
+
 
 @dataclass
 class Phase:
@@ -52,9 +93,10 @@ class Phase:
     (a G phase that looks at no real image, or one that should see D's). `graph_for`
     names another optimiser whose parameters the trainer keeps under autograd during this
     phase's last repeat when `train.reuse_fake` is on, so the fake batch this phase makes
-    carries its graph to that optimiser's phase, as the textbook DCGAN loop reuses D's
-    fakes for G's step; the family detaches it for D and falls back to generating afresh
-    when the fake has no graph (reuse off, or the phase run on its own).
+    (left in the step context) carries its graph to that optimiser's phase, as the
+    textbook DCGAN loop reuses D's fakes for G's step; the family detaches it for D and
+    falls back to generating afresh when no fake with a graph is left (reuse off, or the
+    phase run on its own).
     """
 
     name: str
@@ -128,6 +170,28 @@ class GANFamily(ABC):
         self.augment = augment
         self.nets: dict[str, nn.Module] = {}
         self.noise = torch.Generator(device=device)
+        self.objective = self.build_objective(cfg)
+
+    @classmethod
+    def build_objective(cls, cfg: ModelConfig) -> Objective | None:
+        """`train.model.loss`'s objective (None for a family without a loss key)."""
+        loss = getattr(cfg, "loss", None)
+        return None if loss is None else build_objective(loss, **cls.objective_options(cfg))
+
+    @classmethod
+    def objective_options(cls, cfg: ModelConfig) -> dict[str, Any]:
+        """The settings the objective may read: every key of the family's config (each
+        objective takes those named like its options); a family whose own phases already
+        apply a setting of that name leaves it out."""
+        return {key: getattr(cfg, key) for key in type(cfg).model_fields}
+
+    def real_logits_for_g(self, judge: Callable[[], torch.Tensor]) -> torch.Tensor | None:
+        """D's logits on real images for G's side when the objective pairs them (RpGAN),
+        else None. D is frozen in G's phases and the reals do not depend on G, so no graph."""
+        if self.objective is None or not self.objective.g_needs_real:
+            return None
+        with torch.no_grad():
+            return judge()
 
     # -- data --------------------------------------------------------------------------
     @classmethod
@@ -138,6 +202,16 @@ class GANFamily(ABC):
         from gan.data.loader import BatchLoader
 
         return BatchLoader(split, batch_size, device, seed, flip=flip, memory_format=memory_format)
+
+    @classmethod
+    def batch_sources(cls, split) -> dict[str, int]:
+        """The sets a batch is drawn from whole and their sizes, keyed by the words an error
+        names them by ("" for the whole split): a batch may not be larger than any."""
+        return {"": len(split)}
+
+    def batch_images(self, batch: Batch) -> int:
+        """The real images in a batch the loader gave (counted for images seen and img/s)."""
+        return len(batch["images"])
 
     # -- objective -----------------------------------------------------------------------
     def observe_real(self, logits: torch.Tensor) -> None:
@@ -231,6 +305,16 @@ class GANFamily(ABC):
         truncation: float = 1.0,
     ) -> torch.Tensor:
         """`n` images in [-1, 1], NCHW, from the latents that `generator` draws."""
+
+    @classmethod
+    def translate(cls, module: nn.Module, images: torch.Tensor, direction: str) -> torch.Tensor:
+        """Images translated into another domain (families whose task is "translate")."""
+        raise GanError(f"{cls.name} samples images and cannot translate; use `gan sample`")
+
+    @classmethod
+    def default_crossover(cls, G: nn.Module) -> int:
+        """Where a style-mixing grid splits coarse from fine styles when none is asked for."""
+        return 1
 
     @classmethod
     def mix_grid(

@@ -24,7 +24,7 @@ from gan.grid import save_grid
 from gan.io import check_writable, clean_stale_temps, load_torch, read_json, write_json
 from gan.losses import grad_norm
 from gan.models import get_family
-from gan.models.family import Batch
+from gan.models.family import DataInfo, StepContext
 from gan.progress import progress
 from gan.training import launch
 from gan.training.budget import check_fits
@@ -48,7 +48,7 @@ from gan.training.ema import update_ema
 from gan.training.inference import inference_copy
 from gan.training.interrupt import StopOnSignal
 from gan.training.log import MetricsLog
-from gan.training.session import Session, data_info
+from gan.training.session import Session
 
 GRID_SEED = 20_200_202
 
@@ -117,8 +117,8 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     phase that did not run on this step shows the values of its latest run. Images seen
     (img/s) count each real batch drawn once, however many phases look at it."""
     grads: dict[str, torch.Tensor] = {}
-    batch: Batch | None = None
-    for phase in session.family.phases():
+    family, ctx = session.family, StepContext(step)
+    for phase in family.phases():
         if step % phase.every:
             continue
         opt = session.optimizers[phase.optimizer]
@@ -127,12 +127,12 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
             if i == 0 or last:  # the last repeat may also record the graph of another net
                 graph_for = phase.graph_for if last and session.cfg.reuse_fake else None
                 session.train_only(phase.optimizer, graph_for)
-            if batch is None or phase.fresh_batch:
-                batch = session.loader.next()
-                session.images_seen += phase_images(batch)
+            if not ctx.batch or phase.fresh_batch:
+                ctx.batch = session.loader.next()
+                session.images_seen += family.batch_images(ctx.batch)
             autocast = nullcontext() if phase.fp32 else session.precision.autocast()
             with autocast:
-                loss, extra = phase.loss(batch, step)
+                loss, extra = phase.loss(ctx)
             session.watch.record(phase.name, loss, step)
             opt.zero_grad(set_to_none=True)
             (loss * phase.every if phase.every > 1 else loss).backward()
@@ -149,11 +149,6 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     logged = {k: v for logs in session.phase_logs.values() for k, v in logs.items()}
     logged |= session.augment.log_values()  # ADA's p and r_t, when it is on
     return {k: float(v) for k, v in (logged | grads).items()}
-
-
-def phase_images(batch: Batch) -> int:
-    """Real images a phase draws: one batch, or one per domain for unpaired data."""
-    return sum(len(v) for k, v in batch.items() if k in ("images", "A", "B"))
 
 
 StepHook = Callable[[int, Session], None]
@@ -211,7 +206,7 @@ def _train(
         check_writable(run_dir)
         for d in (run_dir, checkpoint_dir(run_dir), run_dir / "samples", run_dir / "export"):
             clean_stale_temps(d)
-    check_fits(cfg, data_info(split.manifest), precision.device)
+    check_fits(cfg, DataInfo.from_manifest(split.manifest), precision.device)
     session = Session(cfg, split, precision, ranks)
     _restore(session, cfg)
     main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
@@ -313,16 +308,10 @@ def _save(run_dir: Path, step: int, state: dict, cfg: TrainConfig, last_good: Pa
 
 
 def _check_batch(cfg: TrainConfig, split) -> None:
-    """A batch cannot be larger than the data it is drawn from (per domain when unpaired)."""
-    domains = split.manifest.get("domains") or []
-    sizes = (
-        {name: int((split.domains == d).sum()) for d, name in enumerate(domains)}
-        if domains
-        else {"train": len(split)}
-    )
-    name, smallest = min(sizes.items(), key=lambda kv: kv[1])
+    """A batch cannot be larger than any set the family draws it from whole."""
+    sources = get_family(cfg.model.family).batch_sources(split)
+    where, smallest = min(sources.items(), key=lambda kv: kv[1])
     if cfg.batch_size > smallest:
-        where = f"domain {name} of " if domains else ""
         raise GanError(
             f"train.batch_size {cfg.batch_size} is larger than the {smallest} training images "
             f"in {where}train.data {cfg.data}; lower it"

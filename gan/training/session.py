@@ -25,15 +25,6 @@ from gan.training.distributed import Ranks
 from gan.training.finite import FiniteWatch
 
 
-def data_info(manifest: dict[str, Any]) -> DataInfo:
-    return DataInfo(
-        resolution=int(manifest["resolution"]),
-        channels=int(manifest["channels"]),
-        num_classes=len(manifest.get("classes") or []),
-        domains=max(1, len(manifest.get("domains") or [])),
-    )
-
-
 def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
     """1 for `constant_steps`, then linear decay to 0 over `decay_steps` (0: constant)."""
     if decay_steps <= 0 or step < constant_steps:
@@ -110,7 +101,7 @@ class Session:
             ranks or Ranks()
         )  # same init on every rank; data, latents, augmentation per rank
         device = precision.device
-        self.data = data_info(split.manifest)
+        self.data = DataInfo.from_manifest(split.manifest)
         self.data_hash = split.manifest["content_hash"]
         self.params = dump_section(cfg)
         self.fingerprint = fingerprint(self.params, self.data_hash)

@@ -17,12 +17,12 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from gan.config import ModelConfig
-from gan.losses import d_loss, g_loss
 from gan.models.biggan.discriminator import Discriminator
 from gan.models.biggan.generator import Generator
 from gan.models.biggan.regularisation import orthogonal_regularisation
 from gan.models.biggan.sampling import truncated_normal
-from gan.models.family import Batch, DataInfo, GANFamily, Phase
+from gan.models.family import DataInfo, GANFamily, Phase, StepContext
+from gan.objectives import PenaltyInputs
 
 # The official launch scripts' Adam settings, used when params.yaml does not set train.optim.
 DEFAULT_G_LR, DEFAULT_D_LR = 1e-4, 4e-4
@@ -41,7 +41,8 @@ class BigGANConfig(ModelConfig):
     # channel plans as multiples of ch; None: the official plan for the resolution
     g_widths: tuple[PositiveInt, ...] | None = None  # the 4x4 input, then one per block
     d_widths: tuple[PositiveInt, ...] | None = None  # per block; all but the last halve
-    loss: Literal["hinge", "nonsaturating"] = "hinge"
+    objectives: ClassVar[tuple[str, ...]] = ("hinge", "nonsaturating", "rpgan")
+    loss: str = "hinge"
     d_steps: int = Field(2, ge=1, le=20)  # D steps per G step
     adam_eps: float = Field(1e-6, gt=0.0, lt=1.0)
     ortho_weight: float = Field(1e-4, ge=0.0)  # orthogonal regularisation of G; 0: off
@@ -163,18 +164,22 @@ class BigGAN(GANFamily):
     def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.nets["D"](self.augment(x), y)
 
-    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        real, labels = batch["images"], batch["labels"]
+    def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real, labels = ctx.batch["images"], ctx.batch["labels"]
         with torch.no_grad():
             fake, y = self._fake(real.shape[0])
         real_logits, fake_logits = self._d(real, labels), self._d(fake, y)
         self.observe_real(real_logits)
-        loss = d_loss(self.cfg.loss, real_logits, fake_logits)
-        return loss, {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
+        judge = PenaltyInputs(
+            lambda x: self._d(x, labels), real, fake, self.noise, lambda x: self._d(x, y)
+        )
+        return self.objective.d_side(real_logits, fake_logits, judge)
 
-    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        fake, y = self._fake(batch["images"].shape[0])
-        loss = g_loss(self.cfg.loss, self._d(fake, y))
+    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real, labels = ctx.batch["images"], ctx.batch["labels"]
+        fake, y = self._fake(real.shape[0])
+        paired = self.real_logits_for_g(lambda: self._d(real, labels))
+        loss = self.objective.g_loss(self._d(fake, y), paired)
         logs = {}
         if self.cfg.ortho_weight > 0:
             # the official rule adds 2 * w * (W W^T (1 - I)) W to the gradient: w / 2 here

@@ -19,11 +19,12 @@ from torch import nn
 
 from gan.config import EmaConfig, ModelConfig
 from gan.errors import GanError
-from gan.losses import d_loss, g_loss, gradient_penalty, r1_penalty
-from gan.models.family import Batch, DataInfo, GANFamily, Phase
+from gan.losses import r1_penalty
+from gan.models.family import Batch, DataInfo, GANFamily, Phase, StepContext
 from gan.models.stylegan2.discriminator import Discriminator
 from gan.models.stylegan2.generator import Generator
 from gan.models.stylegan2.regularizers import PathLengthPenalty, mix_styles
+from gan.objectives import PenaltyInputs
 from gan.training.ema import half_life_beta
 
 # Adam settings of the official configs, used when params.yaml does not set train.optim.
@@ -42,7 +43,8 @@ class StyleGAN2Config(ModelConfig):
     conditional: bool = False  # class-conditional G and D when the data has labels
     mbstd_group_size: int = Field(4, ge=1)
     conv_clamp: float | None = Field(None, gt=0.0)
-    loss: Literal["nonsaturating", "wgan-gp"] = "nonsaturating"
+    objectives: ClassVar[tuple[str, ...]] = ("nonsaturating", "wgan-gp", "rpgan")
+    loss: str = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)  # wgan-gp only
     r1_gamma: float = Field(10.0, ge=0.0)  # R1 weight is gamma / 2, as in the paper
     r1_every: int = Field(16, ge=1, le=1000)
@@ -148,6 +150,12 @@ class StyleGAN2(GANFamily):
             )
         return phases
 
+    @classmethod
+    def objective_options(cls, cfg: StyleGAN2Config) -> dict[str, Any]:
+        """R1 is this family's own lazy phase (D_r1, `r1_gamma` every `r1_every` steps): the
+        objective does not add it again."""
+        return {k: v for k, v in super().objective_options(cfg).items() if k != "r1_gamma"}
+
     def ema_beta(self, step: int, batch_size: int, ema: EmaConfig) -> float:
         """stylegan2-ada's G_ema: a half-life of `ema_kimg` thousand images, ramped up."""
         return half_life_beta(step, batch_size, self.cfg.ema_kimg * 1000, self.cfg.ema_rampup)
@@ -169,37 +177,33 @@ class StyleGAN2(GANFamily):
     def _d(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return self.nets["D"](self.augment(x), c).flatten()
 
-    def _g_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        n = batch["images"].shape[0]
-        c = self._c(batch, n)
-        logits = self._d(self._fake(n, c), c)
-        return g_loss(self.cfg.loss, logits), {"D_fake": logits.detach().mean()}
+    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = ctx.batch["images"]
+        c = self._c(ctx.batch, real.shape[0])
+        logits = self._d(self._fake(real.shape[0], c), c)
+        loss = self.objective.g_loss(logits, self.real_logits_for_g(lambda: self._d(real, c)))
+        return loss, {"D_fake": logits.detach().mean()}
 
-    def _g_pl(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        n = max(1, batch["images"].shape[0] // self.cfg.pl_batch_shrink)
-        c = self._c(batch, n)
+    def _g_pl(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        n = max(1, ctx.batch["images"].shape[0] // self.cfg.pl_batch_shrink)
+        c = self._c(ctx.batch, n)
         penalty, lengths = self.pl(self.nets["G"].synthesis, self._ws(n, c), self.noise)
         loss = penalty.mean() * self.cfg.pl_weight
         return loss, {"pl_length": lengths.detach().mean(), "pl_mean": self.pl.pl_mean.clone()}
 
-    def _d_main(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        real = batch["images"]
-        c = self._c(batch, real.shape[0])
+    def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = ctx.batch["images"]
+        c = self._c(ctx.batch, real.shape[0])
         with torch.no_grad():
             fake = self._fake(real.shape[0], c)
         real_logits, fake_logits = self._d(real, c), self._d(fake, c)
         self.observe_real(real_logits)
-        loss = d_loss(self.cfg.loss, real_logits, fake_logits)
-        logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
-        if self.cfg.loss == "wgan-gp" and self.cfg.gp_weight > 0:
-            gp = gradient_penalty(lambda x: self._d(x, c), real, fake, self.noise)
-            loss = loss + self.cfg.gp_weight * gp
-            logs["gp"] = gp.detach()
-        return loss, logs
+        judge = PenaltyInputs(lambda x: self._d(x, c), real, fake, self.noise)
+        return self.objective.d_side(real_logits, fake_logits, judge)
 
-    def _d_r1(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        real = batch["images"]
-        c = self._c(batch, real.shape[0])
+    def _d_r1(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = ctx.batch["images"]
+        c = self._c(ctx.batch, real.shape[0])
         r1 = r1_penalty(lambda x: self._d(x, c), real)
         return r1 * (self.cfg.r1_gamma / 2), {"r1": r1.detach()}
 
@@ -211,6 +215,10 @@ class StyleGAN2(GANFamily):
         self.pl.pl_mean.copy_(state["pl_mean"])
 
     # -- using a trained generator: style mixing and interpolation -----------------------
+    @classmethod
+    def default_crossover(cls, G: nn.Module) -> int:
+        return max(1, G.num_ws // 2)
+
     @classmethod
     def mix_grid(
         cls, G, rows: list[int], cols: list[int], crossover: int, truncation: float = 1.0

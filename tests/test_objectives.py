@@ -1,0 +1,148 @@
+"""Adversarial objectives: one registry, a loss added by registration only, RpGAN, and the
+step context that carries a step's fakes from one phase to the next."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from test_training import tiny
+
+from gan.config import TrainConfig
+from gan.data.shards import load_split
+from gan.device import pick_precision
+from gan.errors import GanError
+from gan.models import get_family
+from gan.models.family import DataInfo, StepContext
+from gan.objectives import OBJECTIVES, Objective, PenaltyInputs, build_objective, register_objective
+from gan.training.loop import train
+from gan.training.session import Session
+
+REAL = torch.tensor([2.0, 0.0])
+FAKE = torch.tensor([-1.0, 0.5])
+CALLS: list[str] = []
+
+
+def sp(x):  # softplus
+    return math.log1p(math.exp(x))
+
+
+@pytest.fixture
+def toy_objective():
+    """A least-absolute-deviation loss, known to the project through registration only."""
+
+    @register_objective
+    class LeastAbsolute(Objective):
+        name = "toy-l1"
+        margin: float = 1.0
+
+        def d_loss(self, real, fake):
+            CALLS.append("d")
+            return (real - self.margin).abs().mean() + (fake + self.margin).abs().mean()
+
+        def g_loss(self, fake, real=None):
+            CALLS.append("g")
+            return (fake - self.margin).abs().mean()
+
+    CALLS.clear()
+    yield LeastAbsolute
+    OBJECTIVES.pop("toy-l1")
+
+
+def test_a_registered_objective_trains_a_family_by_name(digits16, tmp_path, toy_objective):
+    cfg = tiny(digits16, tmp_path, steps=4, model={"family": "dcgan", "z_dim": 8, "width": 8,
+               "loss": "toy-l1"}, log_every=2)  # fmt: skip
+    summary = train(cfg)
+    assert summary["params"]["model"]["loss"] == "toy-l1"
+    assert CALLS.count("d") == 4 and CALLS.count("g") == 4  # one D and one G phase a step
+    log = pd.read_csv(cfg.run_dir / "log.csv")
+    assert log["loss_D_main"].notna().all() and (log["loss_G_main"] >= 0).all()
+
+
+def test_a_family_refuses_objectives_it_does_not_declare(toy_objective):
+    with pytest.raises(ValueError, match="unknown loss 'toy-l1'; choose one of"):
+        TrainConfig.model_validate({"model": {"family": "stylegan2", "loss": "toy-l1"}})
+    for family in ("stylegan2", "biggan", "cyclegan"):
+        declared = get_family(family).config_class.objectives
+        assert set(declared) <= set(OBJECTIVES) and "toy-l1" not in declared
+    assert get_family("dcgan").config_class.objectives is None  # every registered one
+
+
+def test_registering_a_second_class_under_a_taken_name_fails():
+    with pytest.raises(ValueError, match="already registered"):
+
+        @register_objective
+        class Other(Objective):
+            name = "hinge"
+
+
+def test_rpgan_pairs_each_fake_with_a_real_and_adds_r1_r2():
+    rp = build_objective("rpgan")
+    assert rp.g_needs_real and not rp.penalises_gradients
+    d_expected = (sp(-1 - 2) + sp(0.5 - 0)) / 2
+    g_expected = (sp(2 + 1) + sp(0 - 0.5)) / 2
+    assert rp.d_loss(REAL, FAKE).item() == pytest.approx(d_expected, rel=1e-6)
+    assert rp.g_loss(FAKE, REAL).item() == pytest.approx(g_expected, rel=1e-6)
+    with pytest.raises(ValueError, match="needs D's logits on real"):
+        rp.g_loss(FAKE)
+    # options are taken from the keys named like them; others are left to the family
+    rp = build_objective("rpgan", r1_gamma=2.0, r2_gamma=4.0, gp_weight=3.0, width=8)
+    assert (rp.r1_gamma, rp.r2_gamma) == (2.0, 4.0) and rp.penalises_gradients
+    w = torch.full((1, 1, 2, 2), 0.5)  # D(x) = <w, x>: squared gradient norm 4 * 0.25 = 1
+    real, fake = torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
+    critic = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731
+    inputs = PenaltyInputs(critic, real, fake, torch.Generator(), lambda x: 2 * critic(x))
+    loss, logs = rp.d_side(critic(real), critic(fake), inputs)
+    assert logs["r1"].item() == pytest.approx(1.0) and logs["r2"].item() == pytest.approx(4.0)
+    plain = rp.d_loss(critic(real), critic(fake))
+    assert loss.item() == pytest.approx(plain.item() + 2.0 / 2 * 1.0 + 4.0 / 2 * 4.0, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"family": "dcgan", "z_dim": 8, "width": 8, "loss": "rpgan"},
+        {"family": "stylegan2", "z_dim": 8, "w_dim": 8, "mapping_layers": 1,
+         "channel_base": 64, "channel_max": 8, "loss": "rpgan", "r1_every": 2, "pl_weight": 0},
+    ],
+)  # fmt: skip
+def test_rpgan_trains_in_families_that_declare_it(digits16, tmp_path, model):
+    cfg = tiny(digits16, tmp_path, steps=3, model=model, log_every=1, batch_size=8)
+    train(cfg)
+    log = pd.read_csv(cfg.run_dir / "log.csv")
+    assert torch.isfinite(torch.tensor(log["loss_G_main"].to_numpy())).all()
+
+
+def test_the_step_context_carries_fakes_and_a_phase_alone_makes_its_own(digits16, tmp_path):
+    """D's phase leaves its fakes (with G's graph) in the step's context for G's phase; a G
+    phase that finds none (run alone, or reuse off) generates afresh: nothing is kept on
+    the family between phases or steps."""
+    cfg = tiny(digits16, tmp_path)
+    session = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    family = session.family
+    d_main, g_main = family.phases()
+    session.train_only("D", graph_for="G")
+    ctx = StepContext(0, session.loader.next())
+    d_main.loss(ctx)
+    assert ctx.fakes["G"].images.requires_grad and ctx.fakes["G"].latents is not None
+    g_main.loss(ctx)
+    assert ctx.fakes == {}  # taken
+    calls = []
+    family.nets["G"].register_forward_hook(lambda *_: calls.append(1))
+    g_main.loss(StepContext(1, session.loader.next()))
+    assert calls == [1]
+    assert not [k for k in vars(family) if "fake" in k.lower()]
+
+
+def test_families_answer_what_the_trainer_asks_about_their_data(digits16):
+    split = load_split(digits16, "train")
+    dcgan, cyclegan = get_family("dcgan"), get_family("cyclegan")
+    assert dcgan.batch_sources(split) == {"": len(split)}
+    info = DataInfo.from_manifest(split.manifest)
+    assert (info.num_classes, info.domains) == (10, 1)
+    with pytest.raises(GanError, match="cannot translate"):
+        dcgan.translate(None, torch.zeros(1), "AtoB")
+    assert dcgan.default_crossover(None) == 1
+    assert cyclegan.task == "translate" and dcgan.task == "sample"
