@@ -1,4 +1,4 @@
-"""params.yaml parsed once into typed, validated config objects (DESIGN principle 2).
+"""params.yaml parsed once into typed, validated configs (docs/architecture.md, 'Configuration').
 
 Unknown keys, wrong types and impossible values fail before any work starts, and the
 error names the key, e.g. ``params.yaml: train.batch_size: must be greater than 0``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -205,6 +205,16 @@ class ModelConfig(Section):
     """Base of each family's model section; the family field picks the subclass."""
 
     family: str
+    # the adversarial objectives (gan/objectives.py) this family's `loss` may name; None:
+    # every registered one
+    objectives: ClassVar[tuple[str, ...] | None] = None
+
+    @field_validator("loss", check_fields=False)
+    @classmethod
+    def _registered_objective(cls, v: str) -> str:
+        from gan.objectives import check_objective
+
+        return check_objective(v, cls.objectives)
 
 
 TRAIN_LATER_DEFAULTS = {"reuse_fake": True, "compile": False}
