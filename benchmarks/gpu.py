@@ -7,7 +7,7 @@ Rows per preset: `fp32` (all off), each switch alone, `all` (every switch on); t
 of a switch is its row's img/s over the fp32 row's. Each run is the real `gan train`
 loop (gan.training.loop.train) for (blocks + 1) x log_every steps on random data of the
 preset's shape; img/s is the trainer's own figure from log.csv (real images drawn per
-second, README), median over the rows after the first, which holds warm-up and compilation
+second, docs/training.md), median over the rows after the first, which holds warm-up and compilation
 (reported as first_block_s). Memory is torch.cuda.max_memory_allocated of the run. The
 data-parallel rows run `torchrun --standalone --nproc_per_node N -m gan.cli train` with
 train.world_size N and the `all` switches at N times the preset's batch (the same batch

@@ -1,4 +1,4 @@
-"""Prefect flows: thin callers of the gan/ stage functions (DESIGN principle 1).
+"""Prefect flows: thin callers of the gan/ stage functions (docs/architecture.md, 'Stages').
 
 - ``pipeline.py``: prepare -> preprocess -> classifier -> train -> evaluate -> promote;
 - ``retrain.py``: retrain only when the data changed since the champion was trained;

@@ -1,8 +1,9 @@
 """`gan` subcommands that live in flows/, plugged into gan/cli.py by entry point.
 
-gan/ never imports flows/ (imports point down, DESIGN): pyproject.toml lists these
-functions under the `gan.commands` entry point group and gan/cli.py calls each with its
-subparsers, so `gan serve` works without gan/ knowing that flows/ exists.
+gan/ never imports flows/ (imports point down: docs/architecture.md, 'Layout'):
+pyproject.toml lists these functions under the `gan.commands` entry point group and
+gan/cli.py calls each with its subparsers, so `gan serve` works without gan/ knowing that
+flows/ exists.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Prefect flow `hpo`: the Optuna study with concurrent trials, then the best params.
 
-A thin caller of gan.hpo (DESIGN principle 1): each task runs one trial through the same
-worker code as `gan hpo run`, so trials of this flow, of `gan hpo run` processes and of
-other machines can share one study. The task runner is a parameter (flows/runners.py):
-``threads`` (default; concurrent trials are not bit-for-bit reproducible), ``processes``
-or ``dask`` (workers need a shared storage, e.g. PostgreSQL).
+A thin caller of gan.hpo (docs/architecture.md, 'Stages'): each task runs one trial
+through the same worker code as `gan hpo run`, so trials of this flow, of `gan hpo run`
+processes and of other machines can share one study. The task runner is a parameter
+(flows/runners.py): ``threads`` (default; concurrent trials are not bit-for-bit
+reproducible), ``processes`` or ``dask`` (workers need a shared storage, e.g. PostgreSQL).
 
 Afterwards it writes best.json (and trials.csv/md, history.png) to hpo.output, optionally
 applies the best params to params.yaml, and leaves two artifacts: the trials table and

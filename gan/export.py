@@ -1,10 +1,11 @@
 """The exported generator: safetensors weights plus a JSON config, usable without a checkpoint.
 
 This is what evaluation measures, what the registry promotes and what `gan sample` and
-`gan translate` load. Loading never executes code from a file (DESIGN principle 5) and
-needs only torch, safetensors and the family's module (pydantic validates its config):
-no DVC, Prefect, Optuna, pandas or yaml. generator.json's `signature` says what the
-network takes and returns, for a reader without this code.
+`gan translate` load. Loading never executes code from a file
+(docs/architecture.md, 'No-pickle loading') and needs only torch, safetensors and the
+family's module (pydantic validates its config): no DVC, Prefect, Optuna, pandas or yaml.
+generator.json's `signature` says what the network takes and returns, for a reader without
+this code.
 """
 
 from __future__ import annotations

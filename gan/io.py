@@ -213,7 +213,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """Load a torch file without executing code from it (DESIGN principle 5)."""
+    """Load a torch file weights-only (docs/architecture.md, 'No-pickle loading')."""
     import torch
 
     path = Path(path)

@@ -1,4 +1,4 @@
-"""Built-in datasets, materialised as image folders without any download (DESIGN principle 7).
+"""Built-in datasets as image folders, without any download (docs/architecture.md, 'Offline first').
 
 `prepare` writes PNG files in the same folder layouts a user's own data would have, so the
 preprocess stage treats built-in and user data identically:

@@ -22,7 +22,7 @@
   version or hash into the registered name yourself, or stale statistics may be reused.
 
 torch-fidelity's other built-ins (vgg16, clip-*, dinov2-*) always download, so they are
-refused (DESIGN principle 7).
+refused (docs/architecture.md, 'Offline first').
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Reference features on disk in a format that cannot run code: safetensors, verified on load.
 
-torch-fidelity's own cache (``cache=True``) unpickles ``.pt`` files with
-weights_only off, so a file planted in its cache folder would run when evaluation
-starts (DESIGN principle 5). We never turn it on; the reference side's features are kept
-here instead, one file per reference:
+torch-fidelity's own cache (``cache=True``) unpickles ``.pt`` files with weights_only off,
+so a file planted in its cache folder would run when evaluation starts
+(docs/architecture.md, 'No-pickle loading'). We never turn it on; the reference side's
+features are kept here instead, one file per reference:
 
     <cache_dir>/<readable prefix>-<first 16 hex of the key's sha256>.safetensors
 

@@ -1,7 +1,8 @@
 """The champion/challenger rule: a pure function from metrics and protocols to a decision.
 
-Metrics measured under different protocols are never compared (DESIGN principle 6); a
-candidate without a finite primary metric is never promoted; every decision says why.
+Metrics measured under different protocols are never compared
+(docs/architecture.md, 'Metrics and protocols'); a candidate without a finite primary
+metric is never promoted; every decision says why.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ Layout under the registry root:
   its metrics.json and protocol.json, so a champion outlives the run dir it came from.
 
 The decision rule (:func:`decide`) is a pure function; metrics measured under different
-protocols are never compared (DESIGN principle 6). The registry is not a DVC output: it
-outlives experiments, and a relative root is resolved by :func:`files.locate`.
+protocols are never compared (docs/architecture.md, 'The model registry'). The registry is
+not a DVC output: it outlives experiments, and a relative root is resolved by
+:func:`files.locate`.
 """
 
 from __future__ import annotations

@@ -7,14 +7,15 @@ a view of its rows, rebuilt from them when a run resumes, so a killed run never 
 step twice. dvclive writes no dvc.yaml of its own here (the folder is inside the train
 stage's output; the root dvc.yaml declares it).
 
-Every file of the folder is written here, atomically (DESIGN principle 4), in dvclive's
-formats: dvclive would append to the history files (plots/metrics/<name>.tsv) in place and
-clear the folder before a rebuild, so a reader (`dvc exp show`, `dvc plots`, VS Code) or a
-kill could meet a torn or missing file. Each file is replaced whole by a rename instead, and
-a rebuild replaces the files first and only then drops the stale ones. Of dvclive's own
-writing only the VS Code step signal is left, and it is outside this folder:
-<DVC root>/.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED, written here atomically too. dvclive
-still posts to Studio (network, no file) and reads the folder back for it.
+Every file of the folder is written here atomically, in dvclive's formats
+(docs/architecture.md, 'Atomic writes'): dvclive would append to the history files
+(plots/metrics/<name>.tsv) in place and clear the folder before a rebuild, so a reader
+(`dvc exp show`, `dvc plots`, VS Code) or a kill could meet a torn or missing file. Each
+file is replaced whole by a rename instead, and a rebuild replaces the files first and only
+then drops the stale ones. Of dvclive's own writing only the VS Code step signal is left,
+and it is outside this folder: <DVC root>/.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED, written
+here atomically too. dvclive still posts to Studio (network, no file) and reads the folder
+back for it.
 
 dvclive imports DVC (seconds), so the view is on by default only when DVC runs the stage
 (`dvc repro`, `dvc exp run`, which set DVC_ROOT), where those readers are.
