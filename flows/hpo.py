@@ -29,7 +29,7 @@ from gan.device import cpu_threads
 
 @task(name="hpo-prepare")
 def prepare_task(params_path: str, overrides: list[str]) -> int:
-    from gan.hpo import prepare
+    from gan.hpo.study import prepare
 
     return prepare(load_params(params_path, overrides))
 
@@ -38,7 +38,7 @@ def prepare_task(params_path: str, overrides: list[str]) -> int:
 def trial_task(
     params_path: str, overrides: list[str], slot: int, threads: int, flow_pid: int
 ) -> dict[str, Any] | None:
-    from gan.hpo import run_one_if_left
+    from gan.hpo.study import run_one_if_left
 
     if os.getpid() != flow_pid:  # a process of its own: share the cores with the others
         torch.set_num_threads(threads)
@@ -64,8 +64,8 @@ def _cell(v: Any) -> Any:
 
 @task(name="hpo-results")
 def results_task(params_path: str, overrides: list[str], apply: bool) -> dict[str, Any]:
-    from gan.hpo import load
     from gan.hpo.report import apply_best, trials_frame, write_results
+    from gan.hpo.study import load
 
     params = load_params(params_path, overrides)
     study = load(params)

@@ -119,7 +119,7 @@ def cmd_export_images(args):
 
 
 def cmd_hpo(args):
-    from gan import hpo
+    from gan.hpo import study as hpo
 
     params = _params(args)
     if args.action == "run":

@@ -9,95 +9,16 @@ gan/params_file.py, whose load/parse functions are bound to the schema at the en
 
 from __future__ import annotations
 
-import re
-import types
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gan.errors import GanError
-from gan.params_file import apply_override as apply_override  # re-exported for callers
+from gan.hpo.grammar import SearchParam, default_space
 from gan.params_file import read_params_file, validate
-
-PositiveInt = Field(gt=0)
-
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-NAME_MAX = 100
-
-
-def check_name(value: str) -> str:
-    """A run or study name becomes one directory name: no separators, no `..`, not empty."""
-    if len(value) > NAME_MAX or not NAME_PATTERN.fullmatch(value):
-        shown = value if len(value) <= 40 else f"{value[:40]}..."
-        raise ValueError(
-            f"{shown!r} is not a valid name: it names a directory, so use letters, digits, "
-            f"'.', '_' and '-', start with a letter or digit, at most {NAME_MAX} characters"
-        )
-    return value
-
-
-Name = Annotated[str, AfterValidator(check_name)]
-Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what every RNG (torch, numpy, optuna) takes
-MAX_BATCH = 65536
-
-
-def _takes_bool(annotation: Any) -> bool | None:
-    """True if a field accepts booleans, False if it wants numbers only, None otherwise."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        answers = [_takes_bool(a) for a in get_args(annotation)]
-        return True if True in answers else (False if False in answers else None)
-    if origin is Literal:
-        values = get_args(annotation)
-        if any(isinstance(v, bool) for v in values):
-            return True
-        return False if any(isinstance(v, int | float) for v in values) else None
-    if annotation is bool:
-        return True
-    return False if annotation in (int, float) else None
-
-
-# Train keys that do not change the weights a run produces at a given step: where it is
-# written, how often it logs, samples and saves, how long it runs (the lr schedule counts
-# its own steps), CPU threads, and init_from, which only a fresh start reads (a resume
-# continues its own checkpoint). The checkpoint fingerprint ignores exactly these, so a
-# run can be resumed and extended. gan/hpo/settings.py derives study settings from this
-# list too, but keeps init_from (a warm start changes what a fresh trial measures) and
-# ignores device (workers on other machines join the same study).
-NEUTRAL_KEYS = frozenset(
-    {
-        "steps", "progress", "log_every", "sample_every", "checkpoint_every",
-        "keep_checkpoints", "resume", "grid_size", "runs_dir", "run", "init_from", "threads",
-        "keep_set_aside",
-    }
-)  # fmt: skip
-
-
-class Section(BaseModel):
-    """Base of every params section: unknown keys are errors, defaults are validated too."""
-
-    model_config = ConfigDict(
-        extra="forbid", validate_default=True, frozen=False, allow_inf_nan=False
-    )
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        """`steps: true` is a slip, not 1: numbers are never taken from booleans."""
-        field = cls.model_fields.get(info.field_name) if isinstance(v, bool) else None
-        if field is not None and _takes_bool(field.annotation) is False:
-            raise ValueError("must be a number, not true/false")
-        return v
+from gan.paths import derive_paths, run_dir
+from gan.schema import MAX_BATCH, Name, Section, Seed
 
 
 class PrepareConfig(Section):
@@ -109,7 +30,7 @@ class PrepareConfig(Section):
 class PreprocessConfig(Section):
     # The name of the data, the one key to change for your own: input defaults to
     # data/raw/<dataset>, output to data/processed/<dataset>, and the classifier and the
-    # registry follow it (Params._derive_paths); dvc.yaml's paths are written from it.
+    # registry follow it (gan/paths.py); dvc.yaml's paths are written from it.
     dataset: Name | None = None
     input: str = "data/raw/digits"
     output: str = "data/processed/digits"
@@ -164,16 +85,6 @@ class AugmentConfig(Section):
     translate: float = Field(0.0, ge=0.0, le=0.5)
     ada: AdaConfig = Field(default_factory=AdaConfig)
 
-    @model_serializer(mode="wrap")
-    def _unwritten_ada_left_out(self, handler) -> dict[str, Any]:
-        """An `ada` section params.yaml does not write is left out of the dump, so runs and
-        studies from before ADA keep their fingerprints and settings (write `ada:` to
-        search its keys)."""
-        data = handler(self)
-        if "ada" not in self.model_fields_set and isinstance(data, dict):
-            data.pop("ada", None)
-        return data
-
 
 class OptimConfig(Section):
     g_lr: float = Field(2e-4, gt=0.0)
@@ -217,9 +128,6 @@ class ModelConfig(Section):
         return check_objective(v, cls.objectives)
 
 
-TRAIN_LATER_DEFAULTS = {"reuse_fake": True, "compile": False}
-
-
 class TrainConfig(Section):
     data: str = "data/processed/digits"
     runs_dir: str = "runs"
@@ -248,17 +156,6 @@ class TrainConfig(Section):
     progress: bool = True
     threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: one per core
     world_size: int = Field(1, gt=0)  # data-parallel processes (one per GPU); batch_size is global
-
-    @model_serializer(mode="wrap")
-    def _later_keys_at_their_default_left_out(self, handler) -> dict[str, Any]:
-        """Keys added after runs were fingerprinted are dumped only when they differ from
-        their default, so runs and studies from before them keep their fingerprints."""
-        data = handler(self)
-        if isinstance(data, dict):
-            for key, default in TRAIN_LATER_DEFAULTS.items():
-                if data.get(key, default) == default:
-                    data.pop(key, None)
-        return data
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> TrainConfig:
@@ -289,7 +186,7 @@ class TrainConfig(Section):
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.run
+        return run_dir(self.runs_dir, self.run)
 
 
 class ClassifierConfig(Section):
@@ -345,58 +242,6 @@ class PromoteConfig(Section):
     allow_weak_extractor: bool = False
 
 
-class SearchParam(Section):
-    """One searched train param: a float or int range (log scale or stepped) or choices."""
-
-    type: Literal["float", "int", "categorical"] = "float"
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = Field(None, gt=0.0)
-    choices: list[bool | int | float | str | None] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _choices_mean_categorical(cls, v: Any) -> Any:
-        if isinstance(v, dict) and "choices" in v and "type" not in v:
-            return {**v, "type": "categorical"}
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SearchParam:
-        if self.type == "categorical":
-            if not self.choices or any(x is not None for x in (self.low, self.high, self.step)):
-                raise ValueError("categorical: give a non-empty choices list and no low/high/step")
-            if self.log:
-                raise ValueError("categorical: log does not apply")
-            return self
-        if self.choices is not None:
-            raise ValueError(f"{self.type}: choices apply to categorical params only")
-        if self.low is None or self.high is None or not self.low < self.high:
-            raise ValueError(f"{self.type}: needs low < high")
-        if self.log and (self.low <= 0 or self.step is not None):
-            raise ValueError("log scale needs low > 0 and no step")
-        if self.type == "int" and not all(
-            float(x).is_integer() for x in (self.low, self.high, self.step or 1)
-        ):
-            raise ValueError("int: low, high and step must be whole numbers")
-        return self
-
-
-def _default_space() -> dict[str, SearchParam]:
-    lr = {"low": 2e-5, "high": 2e-3, "log": True}
-    beta1 = {"low": 0.0, "high": 0.9}
-    return {
-        k: SearchParam.model_validate(v)
-        for k, v in {
-            "optim.g_lr": lr,
-            "optim.d_lr": lr,
-            "optim.g_betas.0": beta1,
-            "optim.d_betas.0": beta1,
-        }.items()
-    }
-
-
 class HpoSamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"
     seed: Seed = 0
@@ -433,7 +278,7 @@ class HpoConfig(Section):
     heartbeat_seconds: int = Field(60, gt=0)
     sampler: HpoSamplerConfig = Field(default_factory=HpoSamplerConfig)
     pruner: HpoPrunerConfig = Field(default_factory=HpoPrunerConfig)
-    space: dict[str, SearchParam] = Field(default_factory=_default_space)
+    space: dict[str, SearchParam] = Field(default_factory=default_space)
 
     @model_validator(mode="after")
     def _budget(self) -> HpoConfig:
@@ -457,34 +302,12 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Params:
-        """Paths params.yaml leaves unset follow the one key that names them.
-
-        The data of classifier, train and evaluate is preprocess.output; the run that
-        evaluate and promote read is train.runs_dir/train.run. A key that is set, even to
-        the same value, wins. dvc.yaml names the source keys in its deps for that reason.
-        Per dataset (preprocess.dataset, else the name of preprocess.output): the raw and
-        processed folders, data/raw/<name> and data/processed/<name>, the classifier,
-        models/<name>/classifier, and the registry, registry/<name>, so pointing the pipeline
-        at a new folder is one edit and a second dataset judges and ranks its own models.
-        classifier.kind follows evaluate.extractor when that asks for classifier or autoencoder.
-        """
-        if self.preprocess.dataset is not None:
-            own = self.preprocess.dataset
-            paths = {"input": f"data/raw/{own}", "output": f"data/processed/{own}"}
-            self._fill("preprocess", paths)
-        data = {"data": self.preprocess.output}
-        run = {"run_dir": str(self.train.run_dir)}
-        for name, derived in (("classifier", data), ("train", data), ("evaluate", data)):
-            self._fill(name, derived)
-        for name in ("evaluate", "promote"):
-            self._fill(name, run)
-        dataset = self.preprocess.dataset or Path(self.preprocess.output).name or "data"
-        self._fill("classifier", {"output": f"models/{dataset}/classifier"})
-        if self.evaluate.extractor in ("classifier", "autoencoder"):  # what evaluate will load
+        """Paths params.yaml leaves unset follow the one key that names them (gan/paths.py);
+        classifier.kind follows evaluate.extractor when that asks for classifier or
+        autoencoder (what evaluate will load)."""
+        derive_paths(self, self._fill)
+        if self.evaluate.extractor in ("classifier", "autoencoder"):
             self._fill("classifier", {"kind": self.evaluate.extractor})
-        self._fill("evaluate", {"classifier": self.classifier.output})
-        self._fill("promote", {"registry": f"registry/{dataset}"})
-        self._fill("promote", {"metrics": f"{self.evaluate.output}/metrics.json"})
         return self
 
     def _fill(self, name: str, derived: dict[str, Any]) -> None:

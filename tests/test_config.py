@@ -65,7 +65,7 @@ def test_missing_params_file(tmp_path):
 
 def test_dump_keeps_family_fields_so_fingerprints_see_them():
     from gan.config import dump_section
-    from gan.training.checkpoint import fingerprint
+    from gan.training.fingerprint import fingerprint
 
     a = parse_params({"train": {"model": {"family": "dcgan", "loss": "hinge"}}}).train
     b = parse_params({"train": {"model": {"family": "dcgan", "loss": "lsgan"}}}).train
@@ -126,23 +126,26 @@ def test_ordinary_names_pass(name):
 
 
 def test_one_list_of_neutral_train_keys():
-    from gan.config import NEUTRAL_KEYS, TrainConfig
+    from gan.config import TrainConfig
+    from gan.hpo import settings
     from gan.hpo.settings import NOT_SETTINGS
-    from gan.training import checkpoint
+    from gan.training.fingerprint import NEUTRAL_KEYS
 
-    assert checkpoint.NEUTRAL_KEYS is NEUTRAL_KEYS
+    assert settings.NEUTRAL_KEYS is NEUTRAL_KEYS
     assert set(TrainConfig.model_fields) >= NEUTRAL_KEYS
     assert {"init_from", "device"} == NOT_SETTINGS ^ NEUTRAL_KEYS  # the documented difference
 
 
 def test_later_train_keys_keep_fingerprints_at_their_defaults():
     from gan.config import dump_section
-    from gan.training.checkpoint import fingerprint
+    from gan.training.fingerprint import fingerprint, fingerprinted
 
     default = parse_params({"train": {}}).train
     written = parse_params({"train": {"reuse_fake": True, "compile": False}}).train
-    assert not {"reuse_fake", "compile"} & dump_section(default).keys()
+    assert not {"reuse_fake", "compile"} & fingerprinted(dump_section(default)).keys()
     assert fingerprint(dump_section(written), "h") == fingerprint(dump_section(default), "h")
-    changed = dump_section(parse_params({"train": {"reuse_fake": False, "compile": True}}).train)
+    changed = fingerprinted(
+        dump_section(parse_params({"train": {"reuse_fake": False, "compile": True}}).train)
+    )
     assert (changed["reuse_fake"], changed["compile"]) == (False, True)
     assert fingerprint(changed, "h") != fingerprint(dump_section(default), "h")

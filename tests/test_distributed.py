@@ -14,8 +14,8 @@ from test_training import tiny
 from gan.config import TrainConfig, dump_section
 from gan.errors import GanError
 from gan.io import load_torch
-from gan.training.checkpoint import fingerprint
 from gan.training.distributed import Ranks, average_gradients
+from gan.training.fingerprint import fingerprint
 from gan.training.loop import train
 
 

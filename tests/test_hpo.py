@@ -18,7 +18,7 @@ from test_hpo_support import PARAMS
 
 from gan.config import load_params
 from gan.errors import GanError
-from gan.hpo import best, load, make_pruner, make_sampler, open_study, prepare, run
+from gan.hpo.study import best, load, make_pruner, make_sampler, open_study, prepare, run
 from gan.hpo import settings as settings_module
 from gan.hpo import study as study_module
 from gan.hpo.report import apply_best, trials_frame, write_results

@@ -12,7 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.hpo import hpo_flow, make_task_runner
 from gan.config import load_params
-from gan.hpo import load
+from gan.hpo.study import load
 
 pytest_plugins = ["test_hpo_support"]  # fixtures: params_file, classifier16
 pytestmark = pytest.mark.slow

@@ -99,7 +99,7 @@ WORKER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from gan.config import load_params
-    from gan.hpo import run
+    from gan.hpo.study import run
 
     params, barrier, max_trials = sys.argv[1], sys.argv[2], sys.argv[3]
     if barrier != "-":  # start together: both race to create the study and its storage
@@ -113,7 +113,7 @@ WORKER = textwrap.dedent(
 
 
 def start_worker(cwd: Path, *args: str) -> subprocess.Popen:
-    """`gan.hpo.run` in its own process (what `gan hpo run` does), output to worker-<n>.log."""
+    """`gan.hpo.study.run` in its own process (what `gan hpo run` does), output to worker-<n>.log."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     log = open(cwd / f"worker-{len(list(cwd.glob('worker-*.log')))}.log", "w")  # noqa: SIM115
     return subprocess.Popen(

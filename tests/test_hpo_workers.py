@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from test_hpo_support import start_worker
 
 from gan.config import load_params
-from gan.hpo import load, run
+from gan.hpo.study import load, run
 
 pytest_plugins = ["test_hpo_support"]  # fixtures: params_file, classifier16
 pytestmark = pytest.mark.slow

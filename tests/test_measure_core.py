@@ -13,7 +13,7 @@ from test_metrics import _cfg
 
 from gan.config import load_params
 from gan.data.shards import load_split
-from gan.hpo import load, run
+from gan.hpo.study import load, run
 from gan.metrics.evaluate import evaluate, measure
 from gan.metrics.extractors import register_classifier
 from gan.metrics.feature_cache import FORMAT

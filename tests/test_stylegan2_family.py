@@ -142,7 +142,7 @@ def test_hpo_evaluate_and_promote_work_on_stylegan2(params_file, tmp_path):
     import json
 
     from gan.config import load_params
-    from gan.hpo import best, run
+    from gan.hpo.study import best, run
     from gan.metrics.evaluate import evaluate
     from gan.registry.promote import promote
 

@@ -1,39 +1,6 @@
-"""`gan hpo`: the Optuna search over train params (study, objective, space, storage, report).
+"""`gan hpo`: the Optuna search over train params.
 
-The study module holds the entry points; they are re-exported here so that callers write
-`from gan import hpo; hpo.run(params)` without knowing the split.
+The entry points are gan.hpo.study (run, best, apply, ...); the space's grammar
+(gan.hpo.grammar) is part of params.yaml's schema, so this package imports nothing:
+validating params must not load Optuna.
 """
-
-from gan.hpo.settings import study_settings
-from gan.hpo.study import (
-    TrialSeededSampler,
-    Worker,
-    apply,
-    best,
-    budget_left,
-    load,
-    make_pruner,
-    make_sampler,
-    open_study,
-    prepare,
-    run,
-    run_one_if_left,
-    state_counts,
-)
-
-__all__ = [
-    "TrialSeededSampler",
-    "Worker",
-    "apply",
-    "best",
-    "budget_left",
-    "load",
-    "make_pruner",
-    "make_sampler",
-    "open_study",
-    "prepare",
-    "run",
-    "run_one_if_left",
-    "state_counts",
-    "study_settings",
-]

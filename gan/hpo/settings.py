@@ -14,13 +14,14 @@ from typing import Any
 
 import optuna
 
-from gan.config import NEUTRAL_KEYS, Params
+from gan.config import Params
 from gan.hpo.objective import CONFIDENT
 from gan.hpo.space import set_path
+from gan.training.fingerprint import NEUTRAL_KEYS, fingerprinted
 
 # Train keys that do not change what a trial measures: the neutral ones (hpo.budget_steps
 # replaces `steps`), less init_from (a warm start changes a fresh trial), plus device
-# (workers on other machines share one study). See NEUTRAL_KEYS in gan/config.py.
+# (workers on other machines share one study). See gan/training/fingerprint.py.
 NOT_SETTINGS = (NEUTRAL_KEYS - {"init_from"}) | {"device"}
 HPO_KEYS = "budget_steps report_every report_metric report_samples objective objective_samples"
 # the params key behind a setting, for messages, where it is not hpo.<key> or train.<key>
@@ -35,8 +36,9 @@ PARAM_OF = {
 
 
 def train_settings(train: dict[str, Any]) -> dict[str, Any]:
-    """A dumped train section without the keys that are not study settings."""
-    return {k: v for k, v in train.items() if k not in NOT_SETTINGS}
+    """A dumped train section as the run fingerprint sees it (a key added since a study
+    began adds no setting at its default), less the keys that are not study settings."""
+    return {k: v for k, v in fingerprinted(train).items() if k not in NOT_SETTINGS}
 
 
 def study_settings(params: Params, ref) -> dict[str, Any]:

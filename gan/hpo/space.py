@@ -3,7 +3,8 @@
 A path names any train param of any family, e.g. ``optim.g_lr``, ``model.gp_weight``,
 ``model.lambda_cycle``; a number indexes a list (``optim.g_betas.0`` is beta1). The Optuna
 param name is the path itself, so the dashboard, `gan hpo apply` and `-S train.<path>=...`
-all speak the same names.
+all speak the same names. How one searched param is written (a range or choices) is
+gan/hpo/grammar.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
-from gan.config import SearchParam, TrainConfig
+from gan.config import TrainConfig
 from gan.errors import GanError
+from gan.hpo.grammar import SearchParam
 
 
 def suggest(trial: optuna.Trial, space: dict[str, SearchParam]) -> dict[str, Any]:

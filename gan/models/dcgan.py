@@ -10,11 +10,11 @@ which by default (`d_norm: auto`) also drops D's batch norm.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from gan.config import ModelConfig
@@ -24,18 +24,6 @@ from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
 from gan.models.layers.mbstd import MinibatchStdLayer
 from gan.models.layers.spectral import SNConv2d, SNEmbedding, SNLinear
 from gan.objectives import PenaltyInputs
-
-# added after runs were fingerprinted
-LATER_KEYS = {
-    "g_width",
-    "d_width",
-    "d_spectral",
-    "conditional",
-    "conditioning",
-    "d_mbstd",
-    "class_dim",
-    "aux_weight",
-}
 
 
 class DCGANConfig(ModelConfig):
@@ -77,16 +65,6 @@ class DCGANConfig(ModelConfig):
         if self.aux_weight > 0 and self.conditional is False:
             raise ValueError("aux_weight (AC-GAN) needs conditional: true or auto")
         return self
-
-    @model_serializer(mode="wrap")
-    def _unwritten_shape_keys_left_out(self, handler) -> dict[str, Any]:
-        """g_width, d_width and d_spectral are left out of the dump when params.yaml does
-        not write them, so runs and studies from before them keep their fingerprints."""
-        data = handler(self)
-        if isinstance(data, dict):
-            for key in LATER_KEYS - self.model_fields_set:
-                data.pop(key, None)
-        return data
 
 
 def _stages(resolution: int) -> int:

@@ -1,30 +1,22 @@
 """Checkpoints that resume exactly: nets, EMA, optimisers, schedulers, step and every RNG.
 
 Files are `checkpoints/ckpt-<step>.pt`, written atomically; the newest `keep` are kept.
-A checkpoint also stores a fingerprint of the config and data it was trained with, so a
-run resumes only when continuing it gives the same result as starting it afresh.
+A checkpoint also stores a fingerprint of the config and data it was trained with
+(gan/training/fingerprint.py), so a run resumes only when continuing it gives the same
+result as starting it afresh.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from gan.config import NEUTRAL_KEYS  # train params that do not change the weights
 from gan.errors import GanError
 from gan.io import load_torch, save_torch
 
 PATTERN = re.compile(r"ckpt-(\d{8})\.pt$")
-
-
-def fingerprint(train_params: dict[str, Any], data_hash: str) -> str:
-    relevant = {k: v for k, v in train_params.items() if k not in NEUTRAL_KEYS}
-    blob = json.dumps({"params": relevant, "data": data_hash}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

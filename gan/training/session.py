@@ -20,7 +20,7 @@ from gan.device import Precision
 from gan.errors import GanError
 from gan.models import get_family
 from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase
-from gan.training.checkpoint import fingerprint
+from gan.training.fingerprint import fingerprint
 from gan.training.distributed import Ranks
 from gan.training.finite import FiniteWatch
 
