@@ -10,12 +10,13 @@ gan/params_file.py, whose load/parse functions are bound to the schema at the en
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from gan.errors import GanError
 from gan.hpo.grammar import SearchParam, default_space
+from gan.metrics import registry as metric_registry
 from gan.params_file import read_params_file, validate
 from gan.paths import derive_paths, run_dir
 from gan.schema import MAX_BATCH, Name, Section, Seed
@@ -208,6 +209,21 @@ class ClassifierConfig(Section):
     seed: Seed = 0
 
 
+class ExtractorSpec(Section):
+    """One more extractor evaluate measures with; its figures are keyed <figure>@<label>."""
+
+    extractor: str  # as evaluate.extractor: auto | classifier | autoencoder | ... | module:name
+    # classifier, autoencoder, auto: their folder (default evaluate.classifier);
+    # inception-v3-compat: the weights file (default evaluate.inception_weights)
+    weights: str | None = None
+
+
+# names from the metric registry (gan.metrics.registry), validated as the Literals were
+MetricName = Annotated[str, AfterValidator(metric_registry.check_metric_name)]
+RankedFigure = Annotated[str, AfterValidator(metric_registry.check_ranked)]
+HpoFigure = Annotated[str, AfterValidator(metric_registry.check_hpo_figure)]
+
+
 class EvaluateConfig(Section):
     data: str = "data/processed/digits"
     run_dir: str = "runs/default"
@@ -215,13 +231,15 @@ class EvaluateConfig(Section):
     # auto (what the classifier stage trained) | classifier | autoencoder |
     # inception-v3-compat | a registered name (gan.metrics.extractors)
     extractor: str = "auto"
+    extra_extractors: dict[Name, ExtractorSpec] = {}  # by label: figures keyed fid@<label>
     classifier: str = "models/classifier"
     inception_weights: str | None = None
     truth: str | None = None  # translation: a folder of exact translations, by test file path
     num_samples: int | None = Field(None, gt=0)  # default: size of the train split
     batch_size: int = Field(64, gt=0, le=MAX_BATCH)
     seed: Seed = 0
-    metrics: list[Literal["fid", "kid", "isc", "prc"]] = ["fid", "kid", "isc", "prc"]
+    # default: every registered metric measured with an extractor (fid, kid, isc, prc)
+    metrics: list[MetricName] = Field(default_factory=metric_registry.extractor_metric_names)
     kid_subset_size: int | None = Field(None, gt=1)  # None: the largest the counts allow
     # classifier_confident: fraction of samples whose top class probability is >= this
     confident_threshold: float = Field(0.8, gt=0.0, le=1.0)
@@ -234,7 +252,7 @@ class PromoteConfig(Section):
     registry: str = "registry"
     metrics: str = "reports/evaluate/metrics.json"
     run_dir: str = "runs/default"
-    primary_metric: str = "fid"
+    primary_metric: RankedFigure = "fid"  # fid_AtoB, fid@<extractor label> too
     mode: Literal["min", "max"] = "min"
     margin: float = Field(0.0, ge=0.0)
     report: str = "reports/promote"
@@ -256,10 +274,6 @@ class HpoPrunerConfig(Section):
     reduction_factor: int = Field(3, ge=2)  # hyperband
 
 
-# HPO objectives that are maximised (the others are minimised); promotion says its own mode.
-MAXIMIZED = frozenset({"classifier_confident"})
-
-
 class HpoConfig(Section):
     """The Optuna search over train params (gan/hpo/); space keys are paths inside train."""
 
@@ -270,8 +284,9 @@ class HpoConfig(Section):
     n_trials: int = Field(20, gt=0)
     budget_steps: int = Field(500, gt=0)
     report_every: int = Field(100, gt=0)
-    objective: Literal["fid", "kid", "classifier_confident"] = "fid"  # see MAXIMIZED
-    report_metric: Literal["fid", "kid"] = "kid"
+    # a registered figure (gan.metrics.registry), maximised when higher is better
+    objective: HpoFigure = "fid"
+    report_metric: HpoFigure = "kid"
     report_samples: int = Field(256, ge=2)
     objective_samples: int = Field(1000, ge=2)
     enqueue_current: bool = True

@@ -2,13 +2,15 @@
 
 Every `hpo.report_every` steps a step hook measures the report metric (KID on a small
 sample by default) of the EMA generator against the reference split and reports it, so
-the pruner can stop a bad trial early. At the last step the objective (FID or KID,
-minimised, or `classifier_confident` under the evaluate section's classifier and
-`evaluate.confident_threshold`, maximised) is measured on `hpo.objective_samples` samples,
-under the evaluate section's extractor: trials are compared under one protocol, the same
-one `gan evaluate` uses. Reports are signed to agree with the study's direction: in a
-maximised study a minimised report metric (FID, KID) is reported negated, so the pruner
-stops the trials that are worst by it (`reported_value` turns it back for tables and plots).
+the pruner can stop a bad trial early. At the last step the objective (any figure of a
+registered metric, gan.metrics.registry: FID or KID, minimised, by default; a figure
+where higher is better, such as `classifier_confident` under the evaluate section's
+classifier and `evaluate.confident_threshold`, maximised) is measured on
+`hpo.objective_samples` samples under the evaluate section's measurement settings and
+default extractor: trials are compared under one protocol, the same one `gan evaluate`
+uses. Reports are signed to agree with the study's direction: in a maximised study a
+minimised report metric (FID, KID) is reported negated, so the pruner stops the trials
+that are worst by it (`reported_value` turns it back for tables and plots).
 
 Translation families (CycleGAN) are measured as `gan evaluate` measures them: test-A
 translated against real test-B and back (up to n images per direction), and the mean of
@@ -27,36 +29,47 @@ import optuna
 import torch
 from pydantic import ValidationError
 
-from gan.config import MAXIMIZED, EvaluateConfig, HpoConfig, Params, TrainConfig
+from gan.config import EvaluateConfig, HpoConfig, Params, TrainConfig
 from gan.data.shards import load_split
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.export import Exported
 from gan.hpo.space import suggest, with_values
-from gan.metrics.classifier import Classifier, predict_logits
+from gan.metrics.classes import classifier_metrics
+from gan.metrics.classifier import Classifier
 from gan.metrics.core import (
-    REFERENCE_SPLIT,
     checked_classifier,
-    confident_fraction,
     generate_samples,
     is_translation,
     reference_content_hash,
     score,
 )
-from gan.metrics.extractors import Extractor, resolve_extractor
-from gan.metrics.fidelity import kid_subset
+from gan.metrics.registry import Metric, metric_of, ranked_figures
+from gan.metrics.settings import FeatureCache, MeasureSettings, settings_from
 from gan.metrics.translation import DIRECTIONS, translate_images
 from gan.models import get_family
 from gan.training.inference import inference_copy
 from gan.training.loop import train
 
-FINAL_METRICS = ("fid", "kid")  # both are kept as user attrs; hpo.objective picks the value
-CONFIDENT = "classifier_confident"  # measured with the classifier, not torch-fidelity
+FINAL_METRICS = ("fid", "kid")  # kept as user attrs beside the objective, whatever it is
 
 
 def direction(objective: str) -> str:
     """The Optuna direction of a study with this objective."""
-    return "maximize" if objective in MAXIMIZED else "minimize"
+    return "maximize" if ranked_figures()[objective] else "minimize"
+
+
+def metric_writing(figure: str) -> Metric:
+    """The registered metric that measures `figure`."""
+    metric = metric_of(figure)
+    if metric is None:
+        raise GanError(f"{figure!r} is not a figure of a registered metric")
+    return metric
+
+
+def needs_classifier(objective: str) -> bool:
+    """Whether the objective is measured with the evaluate section's classifier."""
+    return "classifier" in metric_writing(objective).needs
 
 
 def report_sign(hpo: HpoConfig) -> float:
@@ -73,30 +86,25 @@ def reported_value(value: float | None, hpo: HpoConfig) -> float | None:
 class Reference:
     """What every measurement of a study compares against, loaded once per worker."""
 
-    extractor: Extractor
+    settings: MeasureSettings  # the evaluate section's; each measurement sets its count
     real: dict[str, torch.Tensor]  # test images by domain ("" when the data has one)
-    content_hash: str
-    cache_dir: str
-    seed: int
-    batch_size: int
-    kid_subset_size: int | None  # None: the largest the counts allow
-    cuda: bool
-    truncation: float = 1.0
-    classifier: Classifier | None = None  # loaded when the objective is classifier_confident
+    cache: FeatureCache
+    classifier: Classifier | None = None  # loaded when the objective needs it
     classifier_sha256: str | None = None
-    confident_threshold: float = 0.8
+
+    @property
+    def content_hash(self) -> str:
+        return self.cache.content_hash
 
 
 def load_reference(
     train_cfg: TrainConfig, evaluate: EvaluateConfig, classifier: bool = False
 ) -> Reference:
     """The study's reference; `classifier`: also load evaluate.classifier (checked against
-    the data) for the classifier_confident objective."""
-    extractor = resolve_extractor(
-        evaluate.extractor, evaluate.classifier, evaluate.inception_weights
-    )
+    the data) for an objective that needs it (classifier_confident)."""
+    settings = settings_from(evaluate, 0, extras=False)  # each measurement sets its count
     content_hash = reference_content_hash(train_cfg.data)
-    split = load_split(train_cfg.data, REFERENCE_SPLIT)
+    split = load_split(train_cfg.data, settings.reference_split)
     if is_translation(get_family(train_cfg.model.family)):
         real = {d: split.domain(i).images for i, d in enumerate("AB")}
     else:
@@ -105,26 +113,20 @@ def load_reference(
         if len(images) < 2:
             where = f" of domain {d}" if d else ""
             raise GanError(
-                f"{train_cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images{where}"
+                f"{train_cfg.data}: the {settings.reference_split!r} split needs at least 2 images{where}"
             )
     trained = (
         checked_classifier(evaluate.classifier, content_hash, train_cfg.data)
         if classifier
         else None
     )
+    cuda = pick_device(train_cfg.device).type == "cuda"
     return Reference(
-        extractor,
+        settings,
         real,
-        content_hash,
-        evaluate.cache_dir,
-        evaluate.seed,
-        evaluate.batch_size,
-        evaluate.kid_subset_size,
-        pick_device(train_cfg.device).type == "cuda",
-        evaluate.truncation,
+        FeatureCache(content_hash, evaluate.cache_dir, cuda),
         trained.model if trained else None,
         trained.weights_sha256 if trained else None,
-        evaluate.confident_threshold,
     )
 
 
@@ -159,41 +161,35 @@ def sampler_of(session, ref: Reference) -> Sampler:
         # sampled exactly as `gan evaluate` does
         conditional = family.is_conditional(family.cfg, session.data)
         exported = Exported(family, G, {}, session.data, conditional)
-        return {"": generate_samples(exported, n, seed, batch_size, ref.truncation, False)[0]}
+        truncation = ref.settings.truncation
+        return {"": generate_samples(exported, n, seed, batch_size, truncation, False)[0]}
 
     return translate if is_translation(family) else sample
 
 
-def measure(ref: Reference, sample: Sampler, n: int, metrics: list[str]) -> dict[str, float]:
-    """`metrics` of n generated (or per direction, translated) images against the reference
+def measure(ref: Reference, sample: Sampler, n: int, figures: list[str]) -> dict[str, float]:
+    """`figures` of n generated (or per direction, translated) images against the reference
     split; with two domains, the mean over the directions, as `gan evaluate` reports it.
-    classifier_confident needs the reference's classifier (see load_reference)."""
-    if CONFIDENT in metrics and ref.classifier is None:
-        raise GanError(f"{CONFIDENT} needs the classifier: load_reference(..., classifier=True)")
-    fidelity = [m for m in metrics if m != CONFIDENT]
+    A figure of a metric that needs the classifier needs the reference's (load_reference)."""
+    metrics = {m.name: m for m in map(metric_writing, figures)}
+    on_classifier = {name for name, m in metrics.items() if "classifier" in m.needs}
+    if on_classifier and ref.classifier is None:
+        raise GanError(
+            f"{', '.join(figures)}: needs the classifier: load_reference(..., classifier=True)"
+        )
+    on_extractor = [name for name, m in metrics.items() if m.per_extractor]
+    settings = ref.settings.with_samples(n)
     results = []
-    for d, fake in sample(n, ref.seed, ref.batch_size).items():
+    for d, fake in sample(n, settings.seed, settings.batch_size).items():
         real = ref.real[d]
         result = {}
-        if fidelity:
-            result = score(
-                fake,
-                real,
-                ref.extractor,
-                fidelity,
-                split=f"{REFERENCE_SPLIT}{d}",
-                content_hash=ref.content_hash,
-                seed=ref.seed,
-                batch_size=ref.batch_size,
-                kid_subset_size=kid_subset(ref.kid_subset_size, len(fake), len(real)),
-                cache_dir=ref.cache_dir,
-                cuda=ref.cuda,
-            )
-        if CONFIDENT in metrics:
-            logits = predict_logits(ref.classifier, fake)
-            result[CONFIDENT] = confident_fraction(logits, ref.confident_threshold)
+        if on_extractor:
+            split = f"{settings.reference_split}{d}"
+            result = score(fake, real, settings.extractor, on_extractor, settings, ref.cache, split)
+        if on_classifier:
+            result |= classifier_metrics(ref.classifier, fake, real, settings, names=on_classifier)
         results.append(result)
-    return {m: sum(r[m] for r in results) / len(results) for m in metrics}
+    return {f: sum(r.get(f, math.nan) for r in results) / len(results) for f in figures}
 
 
 class ReportHook:
@@ -217,7 +213,7 @@ class ReportHook:
         self.trial.report(value * report_sign(hpo), done)
         self.log(f"trial {self.trial.number} step {done}: {hpo.report_metric} {value:.4g}")
         if last:
-            final = [*FINAL_METRICS, *([CONFIDENT] if self.ref.classifier is not None else [])]
+            final = list(dict.fromkeys([*FINAL_METRICS, hpo.objective]))
             self.final = measure(self.ref, sample, hpo.objective_samples, final)
         elif self.trial.should_prune():
             raise optuna.TrialPruned(f"{hpo.report_metric} {value:.4g} at step {done}")

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from gan.config import HpoConfig, parse_params
 from gan.errors import GanError
-from gan.hpo.objective import CONFIDENT, FINAL_METRICS, reported_value
+from gan.hpo.objective import FINAL_METRICS, reported_value
 from gan.hpo.space import get_path, set_path
 from gan.io import write_json, write_text
 
@@ -40,6 +40,7 @@ def trials_frame(study: optuna.Study, hpo: HpoConfig | None = None) -> pd.DataFr
     With `hpo`, last_report is the report metric itself (a maximised study stores FID and
     KID reports negated; see gan.hpo.objective)."""
     rows = []
+    figures = _figures(study.user_attrs.get("objective") or (hpo.objective if hpo else None))
     for t in study.get_trials(deepcopy=False):
         steps = max(t.intermediate_values, default=None)
         rows.append(
@@ -47,9 +48,7 @@ def trials_frame(study: optuna.Study, hpo: HpoConfig | None = None) -> pd.DataFr
                 "trial": t.number,
                 "state": t.state.name,
                 "value": t.value if t.state == TrialState.COMPLETE else None,
-                "fid": t.user_attrs.get("fid"),
-                "kid": t.user_attrs.get("kid"),
-                CONFIDENT: t.user_attrs.get(CONFIDENT),
+                **{f: t.user_attrs.get(f) for f in figures},
                 "last_step": steps,
                 "last_report": _report(t.intermediate_values.get(steps), hpo),
                 **{f"params.{k}": v for k, v in t.params.items()},
@@ -60,6 +59,11 @@ def trials_frame(study: optuna.Study, hpo: HpoConfig | None = None) -> pd.DataFr
             }
         )
     return pd.DataFrame(rows)
+
+
+def _figures(objective: str | None) -> list[str]:
+    """The figures each trial keeps: FID, KID and the study's objective."""
+    return list(dict.fromkeys([*FINAL_METRICS, *([objective] if objective else [])]))
 
 
 def _report(value: float | None, hpo: HpoConfig | None) -> float | None:
@@ -85,9 +89,7 @@ def best_record(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
         or hpo.budget_steps,
         "params": dict(best.params),
         "overrides": [f"train.{k}={v}" for k, v in best.params.items()],
-        "metrics": {
-            k: best.user_attrs[k] for k in (*FINAL_METRICS, CONFIDENT) if k in best.user_attrs
-        },
+        "metrics": {k: best.user_attrs[k] for k in _figures(hpo.objective) if k in best.user_attrs},
         "run_dir": best.user_attrs.get("run_dir"),
         "trials": counts.value_counts().to_dict(),
     }

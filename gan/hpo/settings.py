@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from gan.config import Params
-from gan.hpo.objective import CONFIDENT
+from gan.hpo.objective import metric_writing
 from gan.hpo.space import set_path
 from gan.training.fingerprint import NEUTRAL_KEYS, fingerprinted
 
@@ -44,6 +44,7 @@ def train_settings(train: dict[str, Any]) -> dict[str, Any]:
 def study_settings(params: Params, ref) -> dict[str, Any]:
     """What makes the trials of a study comparable; a study refuses to continue under others."""
     hpo = params.hpo
+    objective = metric_writing(hpo.objective)
     base = params.train.model_dump(mode="json", serialize_as_any=True)
     for path in hpo.space:
         set_path(base, path, None)  # searched: its value in params.yaml does not matter
@@ -54,21 +55,19 @@ def study_settings(params: Params, ref) -> dict[str, Any]:
         },
         "train": train_settings(base),
         "data_content_hash": ref.content_hash,
-        "extractor": ref.extractor.name,
-        "extractor_weights_sha256": ref.extractor.weights_sha256,
-        "evaluate_seed": ref.seed,
-        # KID's subset size makes a KID objective's figure; a KID report metric estimates
-        # the same quantity with any subset (only its noise changes), so pruning stays fair
-        **({"kid_subset_size": ref.kid_subset_size} if hpo.objective == "kid" else {}),
-        # only then: studies of other objectives keep the settings they stored
+        "extractor": ref.settings.extractor.name,
+        "extractor_weights_sha256": ref.settings.extractor.weights_sha256,
+        "evaluate_seed": ref.settings.seed,
+        # the settings only the objective's metric depends on (gan.metrics.registry), and
+        # only for it: studies of other objectives keep the settings they stored. KID's
+        # subset size makes a KID objective's figure; a KID report metric estimates the
+        # same quantity with any subset (only its noise changes), so pruning stays fair
         **(
-            {
-                "classifier_weights_sha256": ref.classifier_sha256,
-                "confident_threshold": ref.confident_threshold,
-            }
-            if hpo.objective == CONFIDENT
+            {"classifier_weights_sha256": ref.classifier_sha256}
+            if "classifier" in objective.needs
             else {}
         ),
+        **{k: getattr(ref.settings, k) for k in objective.settings},
     }
 
 

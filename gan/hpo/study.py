@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gan.config import HpoConfig, Params
 from gan.errors import GanError
-from gan.hpo.objective import CONFIDENT, direction, load_reference, make_objective
+from gan.hpo.objective import direction, load_reference, make_objective, needs_classifier
 from gan.hpo.report import apply_best, write_results
 from gan.hpo.settings import (
     describe_changes,
@@ -111,7 +111,7 @@ CREATE_WAIT_SECONDS = 60  # how long a worker waits for another to finish creati
 
 def reference_for(params: Params):
     """The study's reference data, with the classifier when the objective needs it."""
-    return load_reference(params.train, params.evaluate, params.hpo.objective == CONFIDENT)
+    return load_reference(params.train, params.evaluate, needs_classifier(params.hpo.objective))
 
 
 def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optuna.Study:

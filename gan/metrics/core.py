@@ -3,13 +3,15 @@
 - `generate_samples`: n uint8 samples with the trainer's labels and `evaluate.truncation`,
   from fixed latents; `gan evaluate` and every HPO trial sample through it, so a trial's
   value is the figure `gan evaluate` reports for the trial's export;
-- `score`: the torch-fidelity metrics of images against one reference split, with the
-  reference's features in the safe cache (gan.metrics.fidelity, gan.metrics.feature_cache);
+- `score`: the registered metrics of images against one reference split under one
+  extractor and the measurement settings (gan.metrics.settings), with the reference's
+  features in the safe cache (gan.metrics.fidelity, gan.metrics.feature_cache);
 - `extractor_skill`: how well our own extractor knows the data, warned about when weak;
 - `confident_fraction`: the fraction of images the dataset's classifier assigns to a class
-  with probability >= a threshold (``classifier_confident``), for evaluate and HPO alike;
-- `protocol_record`: the protocol fields every measurement carries (gan.metrics.protocol
-  says which of them must match for two results to be compared).
+  with probability >= a threshold (``classifier_confident``), for evaluate and HPO alike.
+
+What a measurement was taken under is written by MeasureSettings (gan.metrics.settings);
+gan.metrics.protocol says which of it must match for two results to be compared.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch_fidelity
 from tqdm import tqdm
 
 from gan.data.shards import read_manifest
@@ -30,8 +31,8 @@ from gan.metrics.classifier import TrainedClassifier, load_classifier
 from gan.metrics.extractor_quality import SKILL_KEY, classifier_quality, warn_if_weak
 from gan.metrics.extractors import CLASSIFIER_PREFIX, Extractor
 from gan.metrics.fidelity import compute_metrics, reference_cache_name
+from gan.metrics.settings import FeatureCache, MeasureSettings
 
-REFERENCE_SPLIT = "test"
 GRID_SAMPLES = 64
 
 
@@ -89,32 +90,30 @@ def score(
     real: torch.Tensor,
     extractor: Extractor,
     metrics: Sequence[str],
-    *,
+    settings: MeasureSettings,
+    cache: FeatureCache,
     split: str,
-    content_hash: str,
-    seed: int,
-    batch_size: int,
-    kid_subset_size: int,
-    cache_dir: str | Path,
-    cuda: bool,
     fake_split: str | None = None,
 ) -> dict[str, float]:
-    """`metrics` of fake against `real`, the reference split `split` of the data whose
-    content hash is `content_hash`; the reference features are cached under cache_dir, and
-    so are fake's when it is a split of the same data too (`fake_split`, e.g. the floor's)."""
-    fake_cache = reference_cache_name(fake_split, content_hash, extractor) if fake_split else None
+    """`metrics` of fake against `real`, the reference split `split` of the data `cache`
+    names, under `extractor` and `settings`; the reference features are cached, and so
+    are fake's when it is a split of the same data too (`fake_split`, e.g. the floor's)."""
+    name = reference_cache_name(split, cache.content_hash, extractor)
+    fake_cache = (
+        reference_cache_name(fake_split, cache.content_hash, extractor) if fake_split else None
+    )
     return compute_metrics(
         fake,
         real,
         extractor,
         metrics,
-        kid_subset_size=kid_subset_size,
-        seed=seed,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        real_cache_name=reference_cache_name(split, content_hash, extractor),
+        kid_subset_size=settings.kid_subset_size,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        cache_dir=cache.directory,
+        real_cache_name=name,
         fake_cache_name=fake_cache,
-        cuda=cuda,
+        cuda=cache.cuda,
     )
 
 
@@ -151,25 +150,3 @@ def confident_fraction(logits: torch.Tensor, threshold: float) -> float:
         return float("nan")
     top = logits.double().softmax(1).amax(1)
     return float((top >= threshold).double().mean())
-
-
-def protocol_record(
-    extractor: Extractor,
-    content_hash: str,
-    classifier_sha: str | None,
-    metrics: dict[str, float],
-    **fields: Any,
-) -> dict[str, Any]:
-    """protocol.json: the extractor and its weights, the reference, library versions, and
-    the caller's own `fields` (sample counts, seed, truncation, ...)."""
-    return {
-        "extractor": extractor.name,
-        "extractor_weights_sha256": extractor.weights_sha256,
-        "classifier_weights_sha256": classifier_sha,
-        "reference_split": REFERENCE_SPLIT,
-        "reference_content_hash": content_hash,
-        **fields,
-        "metrics": sorted(metrics),
-        "torch": torch.__version__,
-        "torch_fidelity": torch_fidelity.__version__,
-    }

@@ -23,6 +23,10 @@
 
 torch-fidelity's other built-ins (vgg16, clip-*, dinov2-*) always download, so they are
 refused (docs/architecture.md, 'Offline first').
+
+`evaluate.extra_extractors` measures with more extractors at once, each by a label:
+``{extractor: <any of the above>, weights: <its folder or weights file>}``; the default
+extractor's figures keep their names, the others' carry their label (gan.metrics.registry).
 """
 
 from __future__ import annotations

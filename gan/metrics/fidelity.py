@@ -1,4 +1,4 @@
-"""FID, KID, IS and precision/recall through torch-fidelity's own functions, without its cache.
+"""The registered metrics of an extractor's features, through torch-fidelity without its cache.
 
 `torch_fidelity.calculate_metrics` would read and write pickles in its cache folder
 (loaded with weights_only off), so we run its steps ourselves with the same functions
@@ -7,6 +7,11 @@ then `fid_features_to_statistics` + `fid_statistics_to_metric`, `kid_features_to
 `isc_features_to_metric` and `prc_features_to_metric`. The numbers are those of
 `calculate_metrics(..., cache=False)` for the same inputs (tests/test_no_pickle_loading.py
 checks it). The reference side's features are cached by gan.metrics.feature_cache.
+
+`compute_metrics` extracts the layers the selected metrics need (gan.metrics.registry:
+``features`` is the layer torch-fidelity reads for FID, ``logits`` the one for IS) once
+per side and calls each metric with them; FID, KID, IS and precision/recall are the
+built-in metrics' functions at the end of this module.
 """
 
 from __future__ import annotations
@@ -27,21 +32,17 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 from gan.errors import GanError
 from gan.metrics.extractors import INCEPTION, Extractor
 from gan.metrics.feature_cache import Features, cached_features, images_sha256
+from gan.metrics.registry import EXTRACTOR_NEEDS, MetricInputs, extractor_metric_names, get_metric
+from gan.metrics.settings import (
+    DEFAULT,
+    ISC_SPLITS,
+    PRC_NEIGHBORHOOD,
+    MeasureSettings,
+    kid_subset,
+)
 
-ALL_METRICS = ("fid", "kid", "isc", "prc")
-BINARY = ("fid", "kid", "prc")  # the metrics that need the reference side
-ISC_SPLITS = 10
-PRC_NEIGHBORHOOD = 3
-# torch-fidelity result keys -> ours
-_KEYS = {
-    "frechet_inception_distance": "fid",
-    "kernel_inception_distance_mean": "kid",
-    "kernel_inception_distance_std": "kid_std",
-    "inception_score_mean": "is",
-    "inception_score_std": "is_std",
-    "precision": "precision",
-    "recall": "recall",
-}
+# a metric's need -> the torch-fidelity metric whose default layer serves it
+NEED_ROLES = {"features": "fid", "logits": "isc"}
 
 
 class Uint8Images(Dataset):
@@ -58,15 +59,6 @@ class Uint8Images(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         x = self.images[i]
         return x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x
-
-
-def kid_subset(requested: int | None, n_fake: int, n_real: int) -> int:
-    """KID's subset size: `requested` (None: as large as possible) capped by both sample
-    counts, since torch-fidelity draws each subset without replacement from each side.
-    Larger subsets lower the estimate's noise: with 100 of 359 reference digits, KID sat
-    within 1.5 sigma of the real-vs-real floor."""
-    largest = min(n_fake, n_real)
-    return max(2, largest if requested is None else min(requested, largest))
 
 
 def reference_cache_name(split: str, content_hash: str, extractor: Extractor) -> str:
@@ -96,11 +88,17 @@ def _features(net, images: torch.Tensor, batch_size: int, cuda: bool) -> Feature
     )
 
 
+def _extractor(extractor: Extractor | str, name: str) -> Extractor:
+    if isinstance(extractor, Extractor):
+        return extractor
+    return Extractor(name, getattr(FEATURE_EXTRACTORS_REGISTRY[name], "weights_sha256", None))
+
+
 def compute_metrics(
     fake_uint8: torch.Tensor,
     real_uint8: torch.Tensor,
     extractor: Extractor | str,
-    metrics: Sequence[str] = ALL_METRICS,
+    metrics: Sequence[str] | None = None,
     *,
     kid_subset_size: int | None = None,
     seed: int = 0,
@@ -111,27 +109,41 @@ def compute_metrics(
     cuda: bool = False,
     extractor_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """torch-fidelity metrics of fake vs real uint8 NCHW images, under our flat key names.
+    """The figures of the registered `metrics` (None: every one measured with an extractor)
+    of fake vs real uint8 NCHW images.
 
     `extractor` is a resolved Extractor (see resolve_extractor) or a name registered with
-    torch-fidelity. The real side's features are cached (safetensors, verified on load)
-    only when both `cache_dir` and `real_cache_name` are given; the first side's too with
-    `fake_cache_name` (for a real split in that place, as the real-vs-real floor has).
+    torch-fidelity. Each layer the metrics need is extracted once; the real side's
+    features are cached (safetensors, verified on load) only when both `cache_dir` and
+    `real_cache_name` are given; the first side's too with `fake_cache_name` (for a real
+    split in that place, as the real-vs-real floor has).
     """
     name, kwargs = _registered(extractor, extractor_kwargs)
     if name not in FEATURE_EXTRACTORS_REGISTRY:
         raise GanError(f"torch-fidelity: feature extractor {name!r} is not registered")
-    # an extractor without a layer for a metric (our autoencoder has no logits: no IS)
-    wanted = [m for m in ALL_METRICS if m in metrics and _layer(name, m) is not None]
+    names = extractor_metric_names() if metrics is None else list(metrics)
+    chosen = [get_metric(m) for m in names]
+
+    def layer(need: str) -> str | None:
+        return _layer(name, NEED_ROLES[need])
+
+    # an extractor without a layer a metric needs (our autoencoder has no logits: no IS)
+    wanted = [m for m in chosen if m.per_extractor and all(map(layer, m.needs & EXTRACTOR_NEEDS))]
     if not wanted:
         return {}
-    binary = [m for m in wanted if m in BINARY]
-    # the reference's layers do not depend on which binary metrics were asked for, so one
+    real_needs = {n for m in wanted if "reference" in m.needs for n in m.needs & EXTRACTOR_NEEDS}
+    fake_needs = {n for m in wanted for n in m.needs & EXTRACTOR_NEEDS} | real_needs
+    # the reference's layers do not depend on which of its metrics were asked for, so one
     # cache entry serves them all
-    all_binary = {_layer(name, m) for m in BINARY} - {None}
-    real_layers = sorted(all_binary) if binary else []
-    layers = sorted({_layer(name, m) for m in wanted} | set(real_layers))
-    n_fake, n_real = len(fake_uint8), len(real_uint8)
+    real_layers = sorted({layer(n) for n in real_needs})
+    layers = sorted({layer(n) for n in fake_needs})
+    settings = MeasureSettings(
+        {DEFAULT: _extractor(extractor, name)},
+        len(fake_uint8),
+        seed=seed,
+        kid_subset_size=kid_subset_size,
+        batch_size=batch_size,
+    )
     try:
         net = create_feature_extractor(name, layers, cuda=cuda, verbose=False, **kwargs)
 
@@ -151,31 +163,50 @@ def compute_metrics(
             return cached_features(cache_dir, cache_name, key, wanted_layers, len(images), compute)
 
         fake = features(fake_uint8, fake_cache_name, layers)
-        real: Features = features(real_uint8, real_cache_name, real_layers) if binary else {}
-        raw: dict[str, Any] = {}
-        if "isc" in wanted:
-            raw |= isc_features_to_metric(
-                fake[_layer(name, "isc")], min(ISC_SPLITS, n_fake), True, seed
-            )
-        if "fid" in wanted:
-            layer = _layer(name, "fid")
-            stats = [fid_features_to_statistics(f[layer]) for f in (fake, real)]
-            raw |= fid_statistics_to_metric(*stats, False)
-        if "kid" in wanted:
-            layer = _layer(name, "kid")
-            subset = kid_subset(kid_subset_size, n_fake, n_real)
-            raw |= kid_features_to_metric(
-                fake[layer], real[layer], kid_subset_size=subset, rng_seed=seed, verbose=False
-            )
-        if "prc" in wanted:
-            layer = _layer(name, "prc")
-            raw |= prc_features_to_metric(
-                fake[layer],
-                real[layer],
-                prc_neighborhood=PRC_NEIGHBORHOOD,
-                save_cpu_ram=True,
-                verbose=False,
-            )
+        real = features(real_uint8, real_cache_name, real_layers) if real_needs else {}
+        inputs = MetricInputs(
+            fake={n: fake[layer(n)] for n in fake_needs},
+            real={n: real[layer(n)] for n in real_needs},
+            settings=settings,
+        )
+        found: dict[str, float] = {}
+        for metric in wanted:
+            found |= metric(inputs)
     except ValueError as exc:  # torch-fidelity's own checks (vassert)
         raise GanError(f"torch-fidelity: {exc}") from None
-    return {ours: float(raw[theirs]) for theirs, ours in _KEYS.items() if theirs in raw}
+    return found
+
+
+# -- the built-in metrics (declared in gan.metrics.registry) ------------------------------
+def fid_metric(inputs: MetricInputs) -> dict[str, float]:
+    stats = [fid_features_to_statistics(side["features"]) for side in (inputs.fake, inputs.real)]
+    return {"fid": fid_statistics_to_metric(*stats, False)["frechet_inception_distance"]}
+
+
+def kid_metric(inputs: MetricInputs) -> dict[str, float]:
+    fake, real = inputs.fake["features"], inputs.real["features"]
+    subset = kid_subset(inputs.settings.kid_subset_size, len(fake), len(real))
+    raw = kid_features_to_metric(
+        fake, real, kid_subset_size=subset, rng_seed=inputs.settings.seed, verbose=False
+    )
+    return {
+        "kid": raw["kernel_inception_distance_mean"],
+        "kid_std": raw["kernel_inception_distance_std"],
+    }
+
+
+def isc_metric(inputs: MetricInputs) -> dict[str, float]:
+    logits = inputs.fake["logits"]
+    raw = isc_features_to_metric(logits, min(ISC_SPLITS, len(logits)), True, inputs.settings.seed)
+    return {"is": raw["inception_score_mean"], "is_std": raw["inception_score_std"]}
+
+
+def prc_metric(inputs: MetricInputs) -> dict[str, float]:
+    raw = prc_features_to_metric(
+        inputs.fake["features"],
+        inputs.real["features"],
+        prc_neighborhood=PRC_NEIGHBORHOOD,
+        save_cpu_ram=True,
+        verbose=False,
+    )
+    return {"precision": raw["precision"], "recall": raw["recall"]}

@@ -18,7 +18,7 @@ import torch
 from gan.data.shards import load_split
 from gan.metrics.core import score
 from gan.metrics.extractors import Extractor
-from gan.metrics.fidelity import kid_subset
+from gan.metrics.settings import FeatureCache, MeasureSettings
 
 FLOOR_SPLIT = "train"
 FLOOR_METRICS = ("fid", "kid")
@@ -38,39 +38,20 @@ def real_floor(
     real: torch.Tensor,
     extractor: Extractor,
     metrics: list[str],
-    *,
-    n: int,
-    content_hash: str,
-    reference_split: str,
-    seed: int,
-    batch_size: int,
-    kid_subset_size: int,
-    cache_dir: str | Path,
-    cuda: bool,
+    settings: MeasureSettings,
+    cache: FeatureCache,
 ) -> dict[str, float]:
     """``fid_real_floor``, ``kid_real_floor`` (+ ``_std``) and ``real_floor_samples``: the
-    `metrics` among FID and KID of the train split's images against `real`; {} when the
-    train split has fewer than 2 images or neither metric is asked for."""
+    `metrics` among FID and KID of the train split's images (as many as
+    `settings.num_samples`) against `real`, the reference split; {} when the train split
+    has fewer than 2 images or neither metric is asked for."""
     wanted = [m for m in FLOOR_METRICS if m in metrics]
-    train = floor_images(data, n, seed) if wanted else torch.empty(0)
+    train = floor_images(data, settings.num_samples, settings.seed) if wanted else torch.empty(0)
     if len(train) < 2:
         return {}
-    subset = kid_subset(kid_subset_size, len(train), len(real))
-    found = score(
-        train,
-        real,
-        extractor,
-        wanted,
-        split=reference_split,
-        fake_split=FLOOR_SPLIT,
-        content_hash=content_hash,
-        seed=seed,
-        batch_size=batch_size,
-        kid_subset_size=subset,
-        cache_dir=cache_dir,
-        cuda=cuda,
-    )
-    out = {f"{k}_real_floor": v for k, v in found.items() if k in ("fid", "kid")}
+    split = settings.reference_split
+    found = score(train, real, extractor, wanted, settings, cache, split, fake_split=FLOOR_SPLIT)
+    out = {f"{k}_real_floor": v for k, v in found.items() if k in FLOOR_METRICS}
     if "kid_std" in found:
         out["kid_real_floor_std"] = found["kid_std"]
     return {**out, "real_floor_samples": len(train)}

@@ -26,15 +26,9 @@ from gan.errors import GanError
 from gan.grid import to_uint8
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
-from gan.metrics.core import (
-    REFERENCE_SPLIT,
-    Measurement,
-    extractor_skill,
-    protocol_record,
-    score,
-)
-from gan.metrics.extractors import Extractor
-from gan.metrics.fidelity import kid_subset as kid_subset_for
+from gan.metrics.core import Measurement, extractor_skill, score
+from gan.metrics.registry import keyed
+from gan.metrics.settings import FeatureCache, MeasureSettings
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
 GRID_PAIRS = 16  # before/after rows of the grid
@@ -71,48 +65,41 @@ def before_after(real_a, fake_b, real_b, fake_a, n: int = GRID_PAIRS) -> torch.T
 
 
 def measure_translation(
-    cfg: EvaluateConfig, exported, extractor: Extractor, content_hash: str, cuda: bool
+    cfg: EvaluateConfig, exported, settings: MeasureSettings, cache: FeatureCache
 ) -> Measurement:
     """Metrics, protocol and a before/after grid for a translation family (task "translate")."""
-    test = load_split(cfg.data, REFERENCE_SPLIT)
+    split = settings.reference_split
+    test = load_split(cfg.data, split)
     real = {d: test.domain(i) for i, d in enumerate("AB")}
     for d, part in real.items():
         if len(part) < 2:
             raise GanError(
-                f"{cfg.data}: the {REFERENCE_SPLIT!r} split needs at least 2 images of domain {d} "
+                f"{cfg.data}: the {split!r} split needs at least 2 images of domain {d} "
                 "(a testA/testB folder, or preprocess.test_fraction)"
             )
     family, module = exported.family, exported.generator
     fake = {
-        d: translate_images(family, module, real[src].images, direction, cfg.batch_size)
+        d: translate_images(family, module, real[src].images, direction, settings.batch_size)
         for direction, (src, d) in DIRECTIONS.items()
     }
     metrics: dict[str, float] = {}
     requested = [m for m in cfg.metrics if m in ("fid", "kid")]
-    kid_subset = kid_subset_for(cfg.kid_subset_size, len(real["A"]), len(real["B"]))
-    for direction, (_, d) in DIRECTIONS.items():
-        result = score(
-            fake[d],
-            real[d].images,
-            extractor,
-            requested,
-            split=f"{REFERENCE_SPLIT}{d}",
-            content_hash=content_hash,
-            seed=cfg.seed,
-            batch_size=cfg.batch_size,
-            kid_subset_size=kid_subset,
-            cache_dir=cfg.cache_dir,
-            cuda=cuda,
-        )
-        metrics.update({f"{k}_{direction}": v for k, v in result.items()})
-    for m in ("fid", "kid"):
-        if f"{m}_AtoB" in metrics:
-            metrics[m] = (metrics[f"{m}_AtoB"] + metrics[f"{m}_BtoA"]) / 2
+    for label, extractor in settings.extractors.items():  # each: its figures under its label
+        found: dict[str, float] = {}
+        for direction, (_, d) in DIRECTIONS.items():
+            result = score(
+                fake[d], real[d].images, extractor, requested, settings, cache, f"{split}{d}"
+            )
+            found.update({f"{k}_{direction}": v for k, v in result.items()})
+        for m in ("fid", "kid"):
+            if f"{m}_AtoB" in found:
+                found[m] = (found[f"{m}_AtoB"] + found[f"{m}_BtoA"]) / 2
+        found.update(extractor_skill(extractor))  # warned about, and refused by promote, if weak
+        metrics.update({keyed(k, label): v for k, v in found.items()})
     for direction, (src, _) in DIRECTIONS.items():
-        err = cycle_error(family, module, real[src].images, direction, cfg.batch_size)
+        err = cycle_error(family, module, real[src].images, direction, settings.batch_size)
         metrics[f"cycle_l1_{src}"] = err
-    classifier_sha = _class_preservation(cfg, real, fake, content_hash, metrics)
-    metrics.update(extractor_skill(extractor))  # warned about, and refused by promote, if weak
+    classifier_sha = _class_preservation(cfg, real, fake, cache.content_hash, metrics)
     if cfg.truth:
         for direction, (src, d) in DIRECTIONS.items():
             truth = load_truth(cfg.truth, real[src], cfg.data)
@@ -120,17 +107,9 @@ def measure_translation(
                 (fake[d].float() - truth.float()).abs().mean() / 255.0
             )
 
-    protocol = protocol_record(
-        extractor,
-        content_hash,
-        classifier_sha,
-        metrics,
-        task="translation",
-        num_samples={d: len(real[d]) for d in "AB"},
-        truth=cfg.truth,
-        seed=cfg.seed,
-        batch_size=cfg.batch_size,
-        kid_subset_size=kid_subset,
+    counts = {d: len(real[d]) for d in "AB"}
+    protocol = settings.translation_protocol(
+        cache.content_hash, classifier_sha, metrics, counts, cfg.truth
     )
     grid = before_after(real["A"].images, fake["B"], real["B"].images, fake["A"])
     return Measurement(metrics, protocol, grid)

@@ -44,9 +44,13 @@ def metric_value(metrics: Mapping[str, Any], name: str) -> float | None:
     return float(v)
 
 
-def protocol_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """Human-readable ``key: a vs b`` for every comparable key on which a and b disagree."""
-    ca, cb = comparable_protocol(a), comparable_protocol(b)
+def protocol_differences(
+    a: Mapping[str, Any], b: Mapping[str, Any], metric: str | None = None
+) -> list[str]:
+    """Human-readable ``key: a vs b`` for every comparable key on which a and b disagree
+    (for `metric`: under what it was measured, its own extractor's entry included;
+    gan.metrics.protocol)."""
+    ca, cb = comparable_protocol(a, metric), comparable_protocol(b, metric)
     out = []
     for key in sorted(set(ca) | set(cb), key=str):
         va, vb = ca.get(key, "<missing>"), cb.get(key, "<missing>")
@@ -77,7 +81,7 @@ def decide(
     if champion is None:
         return Decision(True, f"first valid candidate: {m} {value:.6g} becomes the champion")
     cv = f"v{champion['version']}"
-    diffs = protocol_differences(protocol, champion.get("protocol") or {})
+    diffs = protocol_differences(protocol, champion.get("protocol") or {}, m)
     if diffs:
         return Decision(
             False,

@@ -23,24 +23,13 @@ from gan.export import load_export
 from gan.io import read_json, write_bytes, write_json, write_text
 from gan.metrics.extractor_quality import SKILL_KEY, WEAK_SKILL
 from gan.metrics.protocol import comparable_protocol
+from gan.metrics.registry import figure, keyed, split_key
 from gan.registry.decision import Rule
 from gan.registry.store import HISTORY, Candidate, Registry
 from gan.training.checkpoint import latest_checkpoint
 
 PROTOCOL = "protocol.json"
 SAMPLES = "samples.png"
-
-# The values a metric can take; a number outside them is a bug or a hand edit, not a result.
-RANGES: dict[str, tuple[float, float]] = {
-    "fid": (0.0, math.inf),
-    "kid": (-1.0, 1e6),  # an unbiased estimate: slightly negative near a perfect match
-    "is": (1.0, 1e4),  # a class count at most; torch-fidelity's key for IS
-    "precision": (0.0, 1.0),
-    "recall": (0.0, 1.0),
-    "classifier_confident": (0.0, 1.0),
-    "classifier_confident_real": (0.0, 1.0),
-    SKILL_KEY: (-math.inf, 1.0),  # below 0: worse than the trivial answer
-}
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -51,8 +40,13 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 
 def _range(name: str) -> tuple[float, float] | None:
-    """A translation's fid_AtoB / fid_BtoA follow fid; other names are not checked."""
-    return RANGES.get(name.removesuffix("_AtoB").removesuffix("_BtoA"))
+    """The values a figure can take (gan.metrics.registry; fid_AtoB and fid@autoencoder
+    follow fid); a number outside them is a bug or a hand edit, not a result. None for
+    names the registry does not declare, and for unbounded figures."""
+    found = figure(name)
+    if found is None or (found.low, found.high) == (-math.inf, math.inf):
+        return None
+    return found.low, found.high
 
 
 def check_metrics(metrics: dict[str, Any], primary: str, source: Path) -> None:
@@ -74,15 +68,19 @@ def check_metrics(metrics: dict[str, Any], primary: str, source: Path) -> None:
             )
 
 
-def check_extractor(metrics: dict[str, Any], allow_weak: bool, source: Path) -> None:
-    """Refuse a candidate measured by an extractor too weak to judge (GanError), unless
-    promote.allow_weak_extractor; before anything is registered, so allowing it later works."""
-    skill = metrics.get(SKILL_KEY)
+def check_extractor(
+    metrics: dict[str, Any], allow_weak: bool, source: Path, primary: str = ""
+) -> None:
+    """Refuse a candidate whose `primary` metric was measured by an extractor too weak to
+    judge (GanError), unless promote.allow_weak_extractor; before anything is registered,
+    so allowing it later works."""
+    key = keyed(SKILL_KEY, split_key(primary)[1])
+    skill = metrics.get(key)
     if allow_weak or not isinstance(skill, int | float) or isinstance(skill, bool):
         return
     if not skill >= WEAK_SKILL:  # NaN too
         raise GanError(
-            f"{source}: {SKILL_KEY} is {skill:.3f}, below {WEAK_SKILL:g}: the feature extractor "
+            f"{source}: {key} is {skill:.3f}, below {WEAK_SKILL:g}: the feature extractor "
             "is too weak to judge this candidate (see evaluate's warning naming its file); "
             "retrain it (`gan classifier`, more classifier.epochs) or set "
             "promote.allow_weak_extractor: true; nothing was registered"
@@ -94,7 +92,7 @@ def gather(cfg: PromoteConfig) -> Candidate:
     metrics_path = Path(cfg.metrics)
     metrics = _read_mapping(metrics_path)
     check_metrics(metrics, cfg.primary_metric, metrics_path)
-    check_extractor(metrics, cfg.allow_weak_extractor, metrics_path)
+    check_extractor(metrics, cfg.allow_weak_extractor, metrics_path, cfg.primary_metric)
     protocol = _read_mapping(metrics_path.parent / PROTOCOL)
     run_dir = Path(cfg.run_dir)
     run = _read_mapping(run_dir / "run.json")

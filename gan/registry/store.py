@@ -241,9 +241,12 @@ class Registry:
             version = max(versions, default=0) + 1
             before = self.champion()
             judged, remeasured = before, None
-            if before and remeasure and protocol_differences(cand.protocol, before["protocol"]):
+            differs = before and protocol_differences(
+                cand.protocol, before["protocol"], rule.metric
+            )
+            if differs and remeasure:
                 metrics, protocol = remeasure(self.model_dir(before["version"]))
-                if not protocol_differences(cand.protocol, protocol):
+                if not protocol_differences(cand.protocol, protocol, rule.metric):
                     judged = {**before, "metrics": metrics, "protocol": protocol}
                     remeasured = {
                         "version": before["version"],
