@@ -1,4 +1,6 @@
 # `make pipeline`: set up and run the whole pipeline (dvc repro) on the built-in digits.
+# `make stylegan2`, `make biggan`, `make cyclegan`: set up and run that family's preset
+#                  (dvc repro pipelines/<family>/dvc.yaml, from a plain shell).
 # `make test`:     set up and run lint and the test suite (what CI runs).
 # Both are idempotent: the virtual environment is rebuilt only when the pins change.
 
@@ -8,9 +10,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha25
 ACTIVATE := . $(VENV)/bin/activate
 VEGA := $(VENV)/share/vega/template.html
 
-.PHONY: setup pipeline test lint services bench bench-gpu bench-pipeline clean
+PATH_HOOK := $(VENV)/.path-hook
+PRESETS := stylegan2 biggan cyclegan
 
-setup: $(STAMP) $(VEGA)
+.PHONY: setup pipeline $(PRESETS) dvc-yaml test lint services bench bench-gpu bench-pipeline clean
+
+setup: $(STAMP) $(VEGA) $(PATH_HOOK)
 
 $(STAMP): pyproject.toml requirements.lock scripts/install-deps.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +28,23 @@ $(VEGA): $(STAMP) gan/vega_template.py
 	$(ACTIVATE) && python -m gan.vega_template --out $(VEGA) || \
 	  echo "note: no offline plots template; dvc plots show loads vega from its CDN"
 
+# `.venv/bin/dvc repro` from a plain shell: the venv's Pythons put its bin/ on PATH for the
+# commands they start, so the stages' `gan` is found (scripts/venv-path.pth says how).
+$(PATH_HOOK): $(STAMP) scripts/venv-path.pth
+	cp scripts/venv-path.pth "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/ganops-venv-path.pth"
+	touch $@
+
 pipeline: $(STAMP) $(VEGA)
 	$(ACTIVATE) && dvc repro
+
+# A family's preset; the StyleGAN2 and BigGAN ones first run the default pipeline's
+# prepare, preprocess and classifier stages they read (one protocol for all families).
+$(PRESETS): $(STAMP) $(VEGA) $(PATH_HOOK)
+	$(ACTIVATE) && dvc repro pipelines/$@/dvc.yaml
+
+# After a change to the stage table (gan/stages.py): rewrite the dvc.yaml files' stages.
+dvc-yaml: $(STAMP)
+	$(ACTIVATE) && python -m gan.dvc_stages
 
 lint: $(STAMP)
 	$(ACTIVATE) && ruff check . && ruff format --check .

@@ -34,8 +34,8 @@ def pipeline_flow(
     """
     cfg = load_params(params_path, overrides)
     runner = stage_runner(task_runner, dask_address)
-    manifest = prepared_data(cfg, prepare)
-    return train_to_promotion(cfg, manifest["content_hash"], runner)
+    prepared_data(cfg, prepare)
+    return train_to_promotion(cfg, runner)
 
 
 if __name__ == "__main__":

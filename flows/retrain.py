@@ -102,7 +102,7 @@ def retrain_flow(
     if warm_start:
         init_from, why = champion_checkpoint(champion)
         (log.info if init_from else log.warning)("%s%s", why, "" if init_from else "; from scratch")
-    result = train_to_promotion(retrain_params(cfg, init_from), data_hash, runner)
+    result = train_to_promotion(retrain_params(cfg, init_from), runner)
     return {"retrained": True, "reason": reason, **result}
 
 

@@ -1,8 +1,8 @@
 """The steps both flows share: data in, then classifier -> train -> evaluate -> promote.
 
-Plain functions called inside a flow; each step is a task from flows/tasks.py. A failure
-is logged once more at flow level with what it means for the registry: nothing promoted,
-the champion unchanged.
+Plain functions called inside a flow; each step is a stage's task (flows/tasks.py), by
+name. A failure is logged once more at flow level with what it means for the registry:
+nothing promoted, the champion unchanged.
 """
 
 from __future__ import annotations
@@ -16,19 +16,7 @@ from prefect import get_run_logger
 from prefect.task_runners import TaskRunner
 
 from flows import artifacts
-from flows.tasks import (
-    classified,
-    classifier_task,
-    evaluate_task,
-    fresh_outputs,
-    prepare_task,
-    preprocess_task,
-    preprocessed,
-    promote_task,
-    run_task,
-    settled,
-    train_task,
-)
+from flows.tasks import fresh_outputs, run_task, settled, submit
 from gan import registry
 from gan.config import Params
 from gan.errors import GanError
@@ -60,11 +48,9 @@ def prepared_data(cfg: Params, prepare: bool) -> dict[str, Any]:
     log = get_run_logger()
     if prepare and Path(cfg.prepare.out) == Path(cfg.preprocess.input):
         with nothing_promoted_on_failure(cfg, "prepare"):
-            run_task(prepare_task, cfg.prepare)
+            run_task("prepare", cfg)
     with nothing_promoted_on_failure(cfg, "preprocess"):
-        manifest, cached = fresh_outputs(
-            preprocess_task, (cfg.preprocess,), lambda m: preprocessed(cfg.preprocess, m)
-        )
+        manifest, cached = fresh_outputs("preprocess", cfg)
     counts = {k: v["count"] for k, v in manifest["splits"].items()}
     log.info(
         "data %s: %s, %d rejected, hash %s%s",
@@ -77,9 +63,7 @@ def prepared_data(cfg: Params, prepare: bool) -> dict[str, Any]:
     return manifest
 
 
-def train_to_promotion(
-    cfg: Params, data_hash: str, runner: TaskRunner | None = None
-) -> dict[str, Any]:
+def train_to_promotion(cfg: Params, runner: TaskRunner | None = None) -> dict[str, Any]:
     """classifier (cached) -> train -> evaluate -> promote, then the two artifacts.
 
     With a task runner (flows/runners.py), the classifier and train, which both read only
@@ -90,29 +74,20 @@ def train_to_promotion(
         pool = stack.enter_context(runner) if runner is not None else None
         started = {}
         if pool is not None:
-            clf_args = {"cfg": cfg.classifier, "data_hash": data_hash}
-            started = {
-                "classifier": pool.submit(classifier_task, parameters=clf_args),
-                "train": pool.submit(train_task, parameters={"cfg": cfg.train}),
-            }
+            started = {name: submit(pool, name, cfg) for name in ("classifier", "train")}
         with nothing_promoted_on_failure(cfg, "classifier"):
-            clf, cached = fresh_outputs(
-                classifier_task,
-                (cfg.classifier, data_hash),
-                lambda _: classified(cfg.classifier, data_hash),
-                started.get("classifier"),
-            )
+            clf, cached = fresh_outputs("classifier", cfg, started.get("classifier"))
         log.info(
             "classifier test accuracy %.3f%s", clf["test_accuracy"], " (cached)" if cached else ""
         )
         with nothing_promoted_on_failure(cfg, "train"):
             train = started.get("train")
-            run, _ = settled(train) if train is not None else run_task(train_task, cfg.train)
+            run, _ = settled(train) if train is not None else run_task("train", cfg)
     log.info("trained %s: %s steps in %s s", run["run_id"], run["steps"], run["seconds"])
     with nothing_promoted_on_failure(cfg, "evaluate"):
-        evaluation, _ = run_task(evaluate_task, cfg.evaluate)
+        evaluation, _ = run_task("evaluate", cfg)
     with nothing_promoted_on_failure(cfg, "promote"):
-        decision, _ = run_task(promote_task, cfg.promote, cfg.evaluate)
+        decision, _ = run_task("promote", cfg)
     log.info("v%s %s: %s", decision["version"], decision["decision"], decision["reason"])
     samples = Path(cfg.evaluate.output) / "samples.png"
     artifacts.publish(

@@ -1,129 +1,90 @@
-"""One Prefect task per stage, each a call of the gan/ function that implements it.
+"""A Prefect task per stage of the stage table (gan/stages.py); flows only wrap.
 
-Retries: a GanError means the input is wrong (bad data, bad params, a NaN loss), so a retry
-cannot help and none is made; anything else (I/O, a lost device, a killed thread) is
-retried. A retried train resumes from the run's last checkpoint. promote is never retried:
-it appends to the registry, and a second attempt after a late failure would register twice.
+What a task calls, how it is retried and how its cached result is checked are the table's:
+a task runs `Stage.run` on the params, is retried after the table's delays unless the
+failure is a GanError (`gan.stages.retryable`: the user's input, not bad luck), and, for a
+stage with a `cache`, is cached on the content of its inputs (flows/cache.py). A retried
+train resumes from the run's last checkpoint. A cache hit whose output files were deleted
+or overwritten since is recomputed (`fresh_outputs`).
 
-preprocess and classifier are cached on the content they read (flows/cache.py); a cache
-hit whose output files were deleted or overwritten since is recomputed (`fresh_outputs`).
+The one thing added here is a flow run's view of a stage (AROUND): train reports its
+progress to the run (flows/progress.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.states import State
 
-from flows.cache import classifier_key, preprocess_key
-from gan.config import (
-    ClassifierConfig,
-    EvaluateConfig,
-    PrepareConfig,
-    PreprocessConfig,
-    PromoteConfig,
-    TrainConfig,
-)
-from gan.errors import GanError
-from gan.io import read_json, sha256_file
+from flows.cache import stage_key
+from flows.progress import reporting
+from gan.config import Params
+from gan.stages import STAGES, Stage, retryable, stage
 
 
 def transient(_task: Task, _run: Any, state: State) -> bool:
-    """Retry unless the failure is a GanError (the user's input, not bad luck)."""
+    """Retry unless the table's rule says the failure cannot pass (a GanError)."""
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None:
         try:
             state.result(raise_on_failure=True)
         except BaseException as raised:  # only classified here, never swallowed
             exc = raised
-    return not isinstance(exc, GanError)
+    return retryable(exc)
 
 
-RETRY = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_condition_fn": transient}
+# What a flow run adds around a stage, by name: train's progress in the Prefect UI.
+AROUND: dict[str, Callable[[Params], contextlib.AbstractContextManager]] = {
+    "train": lambda params: reporting(params.train.steps, params.train.run),
+}
 
 
-@task(name="prepare", **RETRY)
-def prepare_task(cfg: PrepareConfig) -> str:
-    from gan.data.builtin import prepare
+def stage_task(entry: Stage) -> Task:
+    """The Prefect task of a stage: `Stage.run` with the table's retries and cache."""
 
-    return str(prepare(cfg))
+    def run(params: Params) -> Any:
+        with AROUND.get(entry.name, lambda _: contextlib.nullcontext())(params):
+            return entry.run(params)
 
-
-@task(name="preprocess", cache_key_fn=preprocess_key, **RETRY)
-def preprocess_task(cfg: PreprocessConfig) -> dict[str, Any]:
-    from gan.data.preprocess import preprocess
-
-    return preprocess(cfg)
-
-
-@task(name="classifier", cache_key_fn=classifier_key, **RETRY)
-def classifier_task(cfg: ClassifierConfig, data_hash: str) -> dict[str, Any]:
-    """`data_hash` is not used by the stage: it is part of the cache key."""
-    from gan.metrics.classifier import train_classifier
-
-    return train_classifier(cfg)
-
-
-@task(name="train", **RETRY)
-def train_task(cfg: TrainConfig) -> dict[str, Any]:
-    """Also reports each logged step to the run: a log line and a progress artifact."""
-    from flows.progress import reporting
-    from gan.training.loop import train
-
-    with reporting(cfg.steps, cfg.run):
-        return train(cfg)
-
-
-@task(name="evaluate", **RETRY)
-def evaluate_task(cfg: EvaluateConfig) -> dict[str, Any]:
-    from gan.metrics.evaluate import evaluate
-
-    return evaluate(cfg)
-
-
-@task(name="promote")
-def promote_task(cfg: PromoteConfig, evaluation: EvaluateConfig) -> dict[str, Any]:
-    from gan.registry.promote import promote
-
-    return promote(cfg, evaluation)
-
-
-def preprocessed(cfg: PreprocessConfig, manifest: dict[str, Any]) -> bool:
-    """Whether cfg.output still holds the data `manifest` describes."""
-    path = Path(cfg.output) / "manifest.json"
-    try:
-        return read_json(path).get("content_hash") == manifest["content_hash"]
-    except GanError:
-        return False
-
-
-def classified(cfg: ClassifierConfig, data_hash: str) -> bool:
-    """Whether cfg.output still holds a classifier trained on `data_hash`, intact."""
-    from gan.metrics.classifier import CONFIG, WEIGHTS
-
-    out = Path(cfg.output)
-    try:
-        meta = read_json(out / CONFIG)
-    except GanError:
-        return False
-    weights = out / WEIGHTS
-    return (
-        meta.get("data_content_hash") == data_hash
-        and weights.is_file()
-        and sha256_file(weights) == meta.get("weights_sha256")
+    run.__name__ = run.__qualname__ = f"{entry.name.replace('-', '_')}_task"
+    options: dict[str, Any] = {"name": entry.name}
+    if entry.retry_delays:
+        options |= {
+            "retries": len(entry.retry_delays),
+            "retry_delay_seconds": list(entry.retry_delays),
+            "retry_condition_fn": transient,
+        }
+    # uncached stages run every time: their tasks share one source and take the same params
+    options |= (
+        {"cache_key_fn": stage_key(entry)} if entry.flow_cache else {"cache_policy": NO_CACHE}
     )
+    return task(**options)(run)
 
 
-def run_task(job: Task, *args: Any) -> tuple[Any, bool]:
-    """Run a task in the current flow; returns (result, whether it came from the cache).
+def stage_tasks(stages: tuple[Stage, ...] = STAGES) -> dict[str, Task]:
+    """A task per stage, by name."""
+    return {s.name: stage_task(s) for s in stages}
 
-    A failed task raises its exception here, so the flow fails with it.
-    """
-    return settled(job(*args, return_state=True))
+
+TASKS = stage_tasks()
+
+
+def run_task(name: str, params: Params, refresh: bool = False) -> tuple[Any, bool]:
+    """Run a stage's task in the current flow; returns (result, whether it came from the
+    cache). A failed task raises its exception here, so the flow fails with it."""
+    job = TASKS[name].with_options(refresh_cache=True) if refresh else TASKS[name]
+    return settled(job(params, return_state=True))
+
+
+def submit(pool: Any, name: str, params: Params) -> PrefectFuture:
+    """Start a stage's task on a task runner (flows/runners.py)."""
+    return pool.submit(TASKS[name], parameters={"params": params})
 
 
 def settled(outcome: State | PrefectFuture) -> tuple[Any, bool]:
@@ -135,11 +96,12 @@ def settled(outcome: State | PrefectFuture) -> tuple[Any, bool]:
 
 
 def fresh_outputs(
-    job: Task, args: tuple, intact: Callable[[Any], bool], started: PrefectFuture | None = None
+    name: str, params: Params, started: PrefectFuture | None = None
 ) -> tuple[Any, bool]:
-    """run_task (or the `started` run of it), rerun with refresh_cache when
-    `intact(result)` says a cached result's files were deleted or overwritten since."""
-    result, cached = settled(started) if started is not None else run_task(job, *args)
-    if cached and not intact(result):
-        result, cached = run_task(job.with_options(refresh_cache=True), *args)
+    """run_task (or the `started` run of it), rerun with refresh_cache when the stage's
+    output check says a cached result's files were deleted or overwritten since."""
+    result, cached = settled(started) if started is not None else run_task(name, params)
+    check = stage(name).flow_cache
+    if cached and check is not None and not check.intact(params, result):
+        result, cached = run_task(name, params, refresh=True)
     return result, cached

@@ -1,19 +1,20 @@
 """The `gan` command: one stage at a time, and using a trained model.
 
-Every stage command reads params.yaml (validated before any work) and calls the one
-function that implements the stage; `-S section.key=value` overrides a param.
+The stage subcommands come from the stage table (gan/stages.py): each reads params.yaml
+(validated before any work) and calls the one function that implements the stage;
+`-S section.key=value` overrides a param.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from gan.errors import GanError, Interrupted
+from gan.stages import STAGES, Stage, json_text
 
 COMMANDS = "gan.commands"  # entry point group: name -> callable(subparsers) adding a command
 
@@ -25,54 +26,14 @@ def _params(args: argparse.Namespace):
 
 
 def _print(obj) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    print(json_text(obj))
 
 
-def cmd_prepare(args):
-    from gan.data.builtin import prepare
-
-    print(prepare(_params(args).prepare))
-
-
-def cmd_preprocess(args):
-    from gan.data.preprocess import preprocess
-
-    m = preprocess(_params(args).preprocess)
-    counts = {k: v["count"] for k, v in m["splits"].items()}
-    print(f"preprocessed: {counts}, rejected {len(m['rejected'])}, hash {m['content_hash'][:12]}")
-
-
-def cmd_train(args):
-    from gan.training.loop import train
-
-    cfg = _params(args).train
-    if args.fresh:
-        cfg = cfg.model_copy(update={"resume": False})
-    summary = train(cfg)
-    if "run_id" in summary:  # under torchrun, ranks other than 0 have nothing to report
-        print(
-            f"trained {summary['run_id']} in {summary['seconds']} s ({summary['img_per_s']} img/s)"
-        )
-
-
-def cmd_classifier(args):
-    from gan.metrics.classifier import train_classifier
-
-    _print(train_classifier(_params(args).classifier))
-
-
-def cmd_evaluate(args):
-    from gan.metrics.evaluate import evaluate
-
-    _print(evaluate(_params(args).evaluate))
-
-
-def cmd_promote(args):
-    from gan.registry.promote import promote
-
-    params = _params(args)
-    decision = promote(params.promote, params.evaluate)
-    print(f"{decision['decision']}: {decision['reason']}")
+def cmd_stage(args):
+    """Any stage of gan/stages.py: its function on its sections of the params."""
+    line = args.stage.says(args.stage.run(_params(args)))
+    if line is not None:
+        print(line)
 
 
 def cmd_registry(args):
@@ -162,7 +123,7 @@ def add_plugin_commands(sub: argparse._SubParsersAction) -> list[str]:
     return names
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -177,17 +138,13 @@ def _parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    stage("prepare", cmd_prepare, "materialise a built-in dataset into data/raw")
-    stage("preprocess", cmd_preprocess, "validate, resize and shard a dataset")
-    t = stage("train", cmd_train, "train (resumes the run's latest checkpoint by default)")
-    t.add_argument("--fresh", action="store_true", help="ignore existing checkpoints of the run")
-    stage("classifier", cmd_classifier, "train the offline feature extractor for evaluation")
-    stage("evaluate", cmd_evaluate, "FID/KID/IS/precision-recall of a run's generator")
-    stage(
-        "promote",
-        cmd_promote,
-        "record the run in the registry; promote it if it beats the champion",
-    )
+    for entry in stages:  # the pipeline's stages, one subcommand each
+        sp = stage(entry.name, cmd_stage, entry.help)
+        sp.set_defaults(stage=entry)
+        for flag in entry.flags:  # an option standing for an override (-S) of the stage
+            sp.add_argument(
+                flag.option, dest="set", action="append_const", const=flag.override, help=flag.help
+            )
     r = stage("registry", cmd_registry, "list, show or roll back registry versions")
     r.add_argument("action", choices=["list", "show", "rollback"])
     r.add_argument("version", nargs="?", help="e.g. 3, v3 or champion")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from conftest import REPO
 from prefect.states import Failed
 
 from flows import artifacts
-from flows.cache import classifier_key, preprocess_key
+from flows.cache import stage_key
 from flows.retrain import champion_checkpoint, retrain_params, should_retrain
 from flows.serve import (
     CRON_ENV,
@@ -27,6 +28,7 @@ from flows.tasks import transient
 from gan.config import ClassifierConfig, Params, PreprocessConfig
 from gan.errors import GanError
 from gan.io import sha256_file
+from gan.stages import stage
 
 CHAMPION = {"version": 3, "data_hash": "a" * 64, "run_id": "r", "checkpoint": None}
 
@@ -82,6 +84,22 @@ def test_only_non_gan_errors_are_retried():
     assert transient(None, None, Failed(data=GanError("bad data"))) is False
 
 
+def preprocess_key(_context, parameters):
+    return stage_key(stage("preprocess"))(
+        _context, {"params": Params(preprocess=parameters["cfg"])}
+    )
+
+
+def classifier_key(_context, parameters):
+    """The classifier's key while the processed data's manifest records `data_hash`."""
+    cfg = parameters["cfg"]
+    Path(cfg.data).mkdir(parents=True, exist_ok=True)
+    (Path(cfg.data) / "manifest.json").write_text(
+        json.dumps({"content_hash": parameters["data_hash"]})
+    )
+    return stage_key(stage("classifier"))(_context, {"params": Params(classifier=cfg)})
+
+
 def test_preprocess_cache_key_follows_raw_files_and_params(tmp_path):
     (tmp_path / "a.png").write_bytes(b"1")
     cfg = PreprocessConfig(input=str(tmp_path))
@@ -90,7 +108,7 @@ def test_preprocess_cache_key_follows_raw_files_and_params(tmp_path):
     assert preprocess_key(None, {"cfg": cfg.model_copy(update={"resolution": 16})}) != key
     (tmp_path / "a.png").write_bytes(b"2")
     assert preprocess_key(None, {"cfg": cfg}) != key
-    clf = ClassifierConfig()
+    clf = ClassifierConfig(data=str(tmp_path / "processed"))
     assert classifier_key(None, {"cfg": clf, "data_hash": "x"}) != classifier_key(
         None, {"cfg": clf, "data_hash": "y"}
     )

@@ -83,9 +83,11 @@ def package_of(path: Path) -> str:
 
 # Edges not followed: imports that only validate params and cannot change a stage's outputs.
 # gan.config imports gan.models in TrainConfig's validator to check train.model against the
-# family's options; every stage loads (validates) all of params.yaml, but only the stages that
-# build models run them, and those import gan.models themselves.
-VALIDATION_ONLY = {"gan.config": {"gan.models"}}
+# family's options, gan.objectives to check train.model.loss against the objective registry,
+# and gan.metrics.registry to check metric names (evaluate.metrics,
+# promote.primary_metric, hpo.objective); every stage loads (validates) all of params.yaml,
+# but only the stages that build models or measure run them, and those import them themselves.
+VALIDATION_ONLY = {"gan.config": {"gan.models", "gan.objectives", "gan.metrics.registry"}}
 
 
 def closure(start: set[Path]) -> set[Path]:
@@ -136,7 +138,10 @@ def stage_code(cmd: str) -> set[Path]:
     argv = shlex.split(cmd)
     assert argv[0] == "gan", f"{cmd}: a stage calls one `gan` command"
     args = cli._parser().parse_args(argv[1:])
-    return {p for p in closure(gan_files(handler_imports(args.fn))) if runs_code(p)}
+    names = handler_imports(args.fn)
+    if hasattr(args, "stage"):  # a stage of gan/stages.py: the handler calls its function
+        names.add(args.stage.function.split(":")[0])
+    return {p for p in closure(gan_files(names)) if runs_code(p)}
 
 
 def stages() -> list:

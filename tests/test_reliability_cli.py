@@ -55,7 +55,7 @@ def test_ctrl_c_elsewhere_is_one_line(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gan.cli, "cmd_prepare", interrupted)
+    monkeypatch.setattr(gan.cli, "cmd_stage", interrupted)
     assert main(["prepare"]) == 130
     assert capsys.readouterr().err.strip() == "stopped: interrupted"
 
@@ -71,10 +71,10 @@ def test_disk_error_outside_gan_io_is_one_line(monkeypatch, capsys):
     def other(args):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(gan.cli, "cmd_prepare", read_only)
+    monkeypatch.setattr(gan.cli, "cmd_stage", read_only)
     assert main(["prepare"]) == 2
     assert capsys.readouterr().err.strip() == "error: /data/raw/digits: read-only file system"
-    monkeypatch.setattr(gan.cli, "cmd_prepare", other)
+    monkeypatch.setattr(gan.cli, "cmd_stage", other)
     with pytest.raises(OSError):  # not a disk-space or permission problem: a real bug
         main(["prepare"])
 

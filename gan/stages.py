@@ -1,0 +1,354 @@
+"""Every stage of the pipeline, declared once: what it calls, reads, writes and retries.
+
+STAGES, in pipeline order, is the one table the runners read:
+- `gan <stage>` (gan/cli.py) is a subcommand per entry, calling `Stage.run`;
+- the Prefect flows (flows/tasks.py) make a task per entry with its retry policy and, for
+  the cached stages, its cache inputs and output check;
+- the `stages:` of every dvc.yaml are written from it (gan/dvc_stages.py), and
+  tests/test_stages.py fails while a committed dvc.yaml differs.
+So a new stage is one entry here. `code` lists the gan/ files and folders a stage runs:
+its DVC code deps and part of its Prefect cache key; tests/test_imports.py walks the
+imports of each stage to check that the list covers them.
+
+This module stays light (no torch): `gan --help` reads it. Functions are named as
+"module:function" strings and imported when a stage runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gan.errors import GanError
+from gan.io import read_json, sha256_file, sha256_tree
+
+if TYPE_CHECKING:
+    from gan.config import Params
+
+ROOT = Path(__file__).resolve().parent.parent  # where `code` paths start: the repository root
+KEY = re.compile(r"\{([\w.]+)\}")  # a params key in a path template: "{train.runs_dir}/x"
+
+
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Io:
+    """A path a stage reads or writes, as a template of params keys: "{evaluate.output}".
+
+    `optional`: left out of a pipeline whose params file does not set the key.
+    """
+
+    template: str
+    persist: bool = False  # DVC keeps it before the stage runs (checkpoints to resume from)
+    cache: bool = True  # False: DVC tracks it in git, not in its cache
+    optional: bool = False
+    why: str = ""  # written beside it in dvc.yaml
+
+    def names(self) -> list[str]:
+        return KEY.findall(self.template)
+
+    def dvc_flags(self) -> dict[str, bool]:
+        """Its flags as dvc.yaml writes them: only those that differ from DVC's defaults."""
+        flags = {"persist": self.persist, "cache": self.cache}
+        return {k: v for k, v in flags.items() if v != (k == "cache")}
+
+    def resolve(self, params: Params) -> str:
+        """The path under these params, e.g. "reports/evaluate/metrics.json"."""
+        return KEY.sub(lambda m: str(lookup(params, m[1])), self.template)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A params key DVC watches beyond a stage's own sections."""
+
+    key: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A `gan <stage>` option that stands for an override: `--fresh` is `-S train.resume=false`."""
+
+    option: str
+    override: str
+    help: str
+
+
+@dataclass(frozen=True)
+class FlowCache:
+    """How the flows cache a stage: the content of its inputs, and whether its outputs still
+    hold a cached result (deleted or overwritten files are recomputed)."""
+
+    content: Callable[[str], str]  # an input path -> a hash of what it holds
+    intact: Callable[[Params, Any], bool]  # (params, cached result) -> outputs still there
+
+
+@dataclass(frozen=True, kw_only=True)
+class DvcStage:
+    """A stage as DVC runs it: a `gan` command, its deps, params and outputs."""
+
+    name: str
+    command: str = ""  # the `gan` subcommand and its arguments; default: the name
+    code: tuple[str, ...]
+    inputs: tuple[Io, ...] = ()
+    outputs: tuple[Io, ...] = ()
+    metrics: tuple[Io, ...] = ()
+    watches: tuple[Param, ...] = ()
+
+    def gan_command(self) -> str:
+        return self.command or self.name
+
+    def dvc_params(self) -> list[Param]:
+        return list(self.watches)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage(DvcStage):
+    """A pipeline stage: a DVC stage that is also `gan <name>` and a Prefect task."""
+
+    help: str
+    function: str  # "module:function", called with the params sections below
+    sections: tuple[str, ...]  # the Params sections it is called with, in order
+    retry_delays: tuple[float, ...] = (10, 60)  # seconds before each retry of a transient error
+    flow_cache: FlowCache | None = None  # None: the flows run it every time
+    says: Callable[[Any], str | None] = json_text  # what `gan <name>` prints of its result
+    flags: tuple[Flag, ...] = ()
+
+    def dvc_params(self) -> list[Param]:
+        return [Param(s) for s in self.sections] + list(self.watches)
+
+    def run(self, params: Params) -> Any:
+        """Call the stage's function on its sections of `params`."""
+        module, _, name = self.function.partition(":")
+        function = getattr(importlib.import_module(module), name)
+        return function(*(getattr(params, s) for s in self.sections))
+
+
+def lookup(params: Any, key: str) -> Any:
+    """params.<key> for a dotted key: lookup(p, "train.run_dir") is p.train.run_dir."""
+    for part in key.split("."):
+        params = getattr(params, part)
+    return params
+
+
+def retryable(exc: BaseException | None) -> bool:
+    """A GanError means the input is wrong (bad data, bad params, a NaN loss): a retry
+    cannot help. Anything else (I/O, a lost device, a killed thread) may pass."""
+    return not isinstance(exc, GanError)
+
+
+# -- the cached stages' inputs and output checks ------------------------------------------
+
+
+def tree_content(path: str) -> str:
+    """Every file below `path` (raw images are not described anywhere else)."""
+    return sha256_tree(path) if Path(path).is_dir() else "missing"
+
+
+def processed_content(path: str) -> str:
+    """The content hash preprocess recorded for a processed dataset (no rehashing)."""
+    from gan.data.shards import MANIFEST
+
+    try:
+        return str(read_json(Path(path) / MANIFEST).get("content_hash"))
+    except GanError:
+        return "missing"
+
+
+def preprocessed(params: Params, manifest: dict[str, Any]) -> bool:
+    """Whether preprocess.output still holds the data `manifest` describes."""
+    return processed_content(params.preprocess.output) == manifest["content_hash"]
+
+
+def classified(params: Params, _result: Any) -> bool:
+    """Whether classifier.output still holds a classifier of today's data, intact."""
+    from gan.metrics.classifier import CONFIG, WEIGHTS
+
+    cfg = params.classifier
+    out = Path(cfg.output)
+    try:
+        meta = read_json(out / CONFIG)
+    except GanError:
+        return False
+    weights = out / WEIGHTS
+    return (
+        meta.get("data_content_hash") == processed_content(cfg.data)
+        and weights.is_file()
+        and sha256_file(weights) == meta.get("weights_sha256")
+    )
+
+
+# -- what `gan <stage>` prints ------------------------------------------------------------
+
+
+def _preprocessed_line(m: dict[str, Any]) -> str:
+    counts = {k: v["count"] for k, v in m["splits"].items()}
+    return f"preprocessed: {counts}, rejected {len(m['rejected'])}, hash {m['content_hash'][:12]}"
+
+
+def _trained_line(summary: dict[str, Any]) -> str | None:
+    if "run_id" not in summary:  # under torchrun, ranks other than 0 have nothing to report
+        return None
+    return f"trained {summary['run_id']} in {summary['seconds']} s ({summary['img_per_s']} img/s)"
+
+
+# -- the table ----------------------------------------------------------------------------
+
+LOADS_PARAMS = (  # every stage reads and validates its params file
+    "gan/config.py",
+    "gan/params_file.py",
+    "gan/schema.py",
+    "gan/paths.py",
+    "gan/hpo/grammar.py",
+    "gan/errors.py",
+    "gan/io.py",
+)
+RUNS_MODELS = (
+    "gan/models",
+    "gan/losses.py",
+    "gan/objectives.py",
+    "gan/data",
+    *LOADS_PARAMS,
+    "gan/device.py",
+    "gan/export.py",
+    "gan/grid.py",
+)
+CLASSIFIER_PARAMS = Param("evaluate.extractor", "classifier.kind follows it (gan/config.py)")
+TRAIN_RUN = Io(
+    "{train.runs_dir}/{train.run}",
+    persist=True,
+    why="checkpoints survive, so an interrupted `dvc repro` resumes",
+)
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="prepare",
+        help="materialise a built-in dataset into data/raw",
+        function="gan.data.builtin:prepare",
+        sections=("prepare",),
+        code=("gan/data/builtin.py", *LOADS_PARAMS),
+        outputs=(Io("{prepare.out}"), Io("{prepare.truth}", optional=True)),
+        says=str,
+    ),
+    Stage(
+        name="preprocess",
+        help="validate, resize and shard a dataset",
+        function="gan.data.preprocess:preprocess",
+        sections=("preprocess",),
+        code=("gan/data/images.py", "gan/data/preprocess.py", "gan/data/shards.py", *LOADS_PARAMS),
+        inputs=(Io("{preprocess.input}"),),
+        outputs=(Io("{preprocess.output}"),),
+        flow_cache=FlowCache(content=tree_content, intact=preprocessed),
+        says=_preprocessed_line,
+    ),
+    Stage(
+        name="classifier",
+        help="train the offline feature extractor for evaluation",
+        function="gan.metrics.classifier:train_classifier",
+        sections=("classifier",),
+        watches=(CLASSIFIER_PARAMS,),
+        code=(
+            "gan/metrics/classifier.py",
+            "gan/metrics/autoencoder.py",
+            "gan/metrics/convnet.py",
+            "gan/metrics/extractor_quality.py",
+            "gan/metrics/outputs.py",
+            "gan/data/augment.py",
+            "gan/data/shards.py",
+            *LOADS_PARAMS,
+        ),
+        inputs=(Io("{classifier.data}"),),
+        outputs=(Io("{classifier.output}"),),
+        flow_cache=FlowCache(content=processed_content, intact=classified),
+    ),
+    Stage(
+        name="train",
+        help="train (resumes the run's latest checkpoint by default)",
+        function="gan.training.loop:train",
+        sections=("train",),
+        code=("gan/training", *RUNS_MODELS, "gan/progress.py"),
+        inputs=(Io("{train.data}"),),
+        outputs=(TRAIN_RUN,),
+        says=_trained_line,
+        flags=(Flag("--fresh", "train.resume=false", "ignore existing checkpoints of the run"),),
+    ),
+    Stage(
+        name="evaluate",
+        help="FID/KID/IS/precision-recall of a run's generator",
+        function="gan.metrics.evaluate:evaluate",
+        sections=("evaluate",),
+        code=("gan/metrics", "gan/training/ema.py", *RUNS_MODELS),
+        inputs=(
+            Io("{evaluate.data}"),
+            Io("{evaluate.run_dir}/export"),
+            Io("{evaluate.classifier}"),
+            Io("{evaluate.truth}", optional=True),
+        ),
+        outputs=(Io("{evaluate.output}"),),
+    ),
+    Stage(
+        name="promote",
+        help="record the run in the registry; promote it if it beats the champion",
+        function="gan.registry.promote:promote",
+        # evaluate too: a champion measured under another protocol is re-measured
+        sections=("promote", "evaluate"),
+        code=(
+            "gan/registry",
+            "gan/metrics",
+            "gan/training/checkpoint.py",
+            "gan/training/ema.py",
+            *RUNS_MODELS,
+        ),
+        inputs=(Io("{promote.metrics}"), Io("{promote.run_dir}/export")),
+        outputs=(
+            Io(
+                "{promote.report}",
+                why="not the registry: shared state that DVC must never check out or revert",
+            ),
+        ),
+        retry_delays=(),  # never retried: it appends to the registry, a retry would register twice
+        says=lambda decision: f"{decision['decision']}: {decision['reason']}",
+    ),
+)
+
+# The Optuna search as DVC runs it (pipelines/hpo/dvc.yaml): not a pipeline stage, so not in
+# STAGES; `gan hpo` (its actions) and flows/hpo.py are its own.
+SEARCH = DvcStage(
+    name="hpo",
+    command="hpo run",
+    code=("gan/hpo", "gan/training", "gan/metrics", *RUNS_MODELS, "gan/progress.py"),
+    inputs=(Io("{train.data}"), Io("{evaluate.classifier}")),
+    watches=(
+        Param("hpo"),
+        Param("train"),
+        CLASSIFIER_PARAMS,
+        Param("preprocess.dataset", "names the data and the classifier"),
+        Param("evaluate.seed"),
+    ),
+    outputs=(
+        Io("{hpo.runs_dir}", persist=True, why="the study's journal: a rerun continues it"),
+        Io("{hpo.output}/trials.csv", cache=False),
+        Io("{hpo.output}/trials.md", cache=False),
+        Io("{hpo.output}/history.png", cache=False),
+    ),
+    metrics=(Io("{hpo.output}/best.json", cache=False),),
+)
+
+
+def stage(name: str, stages: tuple[Stage, ...] = STAGES) -> Stage:
+    for s in stages:
+        if s.name == name:
+            return s
+    raise GanError(f"no stage {name!r} (have {', '.join(s.name for s in stages)})")
+
+
+def code_paths(s: DvcStage) -> list[Path]:
+    """The stage's code deps as paths (files and folders) of this checkout."""
+    return [ROOT / p for p in s.code]
