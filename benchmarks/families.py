@@ -104,6 +104,7 @@ def loading(device: str, batch: int, batches: int) -> dict:
     from gan.data.loader import BatchLoader
     from gan.data.shards import load_split
     from gan.device import pick_device
+    from gan.training.streams import Streams
 
     digits = harness.REPO / "data" / "processed" / "digits"
     with tempfile.TemporaryDirectory(prefix="gan-bench-data-") as tmp:
@@ -112,7 +113,7 @@ def loading(device: str, batch: int, batches: int) -> dict:
         else:  # a fresh clone before `make pipeline`: random data of the same shape
             source = "random 32x32x1 (data/processed/digits not built)"
             split = load_split(harness.random_dataset(Path(tmp), 32, 1, 1437, classes=10), "train")
-    loader = BatchLoader(split, batch, pick_device(device), seed=0)
+    loader = BatchLoader(split, batch, pick_device(device), Streams(0))
     for _ in range(5):
         loader.next()
     t0 = time.perf_counter()

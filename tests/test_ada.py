@@ -21,6 +21,7 @@ from gan.models.family import DataInfo, StepContext
 from gan.training.checkpoint import list_checkpoints
 from gan.training.fingerprint import fingerprinted
 from gan.training.loop import train
+from gan.training.streams import Streams
 
 CPU = torch.device("cpu")
 
@@ -179,11 +180,11 @@ def test_state_round_trip_resumes_the_same_augmentations_and_p():
 
 
 def test_ada_off_is_the_former_diffaugment_and_unwritten_ada_is_not_dumped():
-    off = DiscriminatorAugment(AugmentConfig(translate=0.125), 16, CPU, 3)
+    off = DiscriminatorAugment(AugmentConfig(translate=0.125), 16, CPU, Streams(3))
     assert set(off.state_dict()) == {"generator"} and off.log_values() == {} and off.p is None
     x = images(1)
     assert not torch.equal(off(x), x)
-    on = DiscriminatorAugment(AugmentConfig(ada={"mode": "fixed", "p": 0.2}), 16, CPU, 3)
+    on = DiscriminatorAugment(AugmentConfig(ada={"mode": "fixed", "p": 0.2}), 16, CPU, Streams(3))
     assert set(on.state_dict()) == {"generator", "ada"} and float(on.p) == pytest.approx(0.2)
 
     # fingerprints of older runs: an ada section at its defaults is left out
@@ -236,7 +237,7 @@ def test_every_family_feeds_d_real_logits_to_adaptive_augmentation(name, model, 
     family = get_family(name)
     cfg = family.config_class.model_validate({"family": name, **model})
     ada = AugmentConfig(ada={"mode": "adaptive", "p": 0.5, "interval": 1, "kimg": 0.004})
-    augment = DiscriminatorAugment(ada, 4, CPU, 0)
+    augment = DiscriminatorAugment(ada, 4, CPU, Streams(0))
     torch.manual_seed(0)
     fam = family(cfg, data, OptimConfig(), CPU, augment)
     images = {k: torch.rand(4, data.channels, 16, 16) * 2 - 1 for k in batch}

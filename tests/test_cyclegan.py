@@ -31,6 +31,7 @@ from gan.objectives import build_objective
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 from gan.training.session import lr_factor
+from gan.training.streams import Streams
 from gan.translate import translate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -174,7 +175,9 @@ def load_roundtrip(state, tmp=None):
 def test_unpaired_loader_crops_flips_and_resumes():
     images, labels, domains = unpaired_tensors(16)
     split = SplitData(images, labels, domains, {})
-    loader = UnpairedLoader(split, 8, torch.device("cpu"), seed=3, flip=True, load_scale=286 / 256)
+    loader = UnpairedLoader(
+        split, 8, torch.device("cpu"), Streams(3), flip=True, load_scale=286 / 256
+    )
     assert load_size(256, 286 / 256) == 286 and loader.images["A"].shape[-1] == 18
     batch = loader.next()
     assert batch["A"].shape == batch["B"].shape == (8, 1, 16, 16)
@@ -182,7 +185,9 @@ def test_unpaired_loader_crops_flips_and_resumes():
     assert set(batch["labels_A"].tolist()) <= set(range(10))
     state = load_roundtrip(loader.state_dict())
     expected = [loader.next() for _ in range(60)]  # wraps around both domains
-    other = UnpairedLoader(split, 8, torch.device("cpu"), seed=99, flip=True, load_scale=286 / 256)
+    other = UnpairedLoader(
+        split, 8, torch.device("cpu"), Streams(99), flip=True, load_scale=286 / 256
+    )
     other.load_state_dict(state)
     for want in expected:
         got = other.next()
@@ -194,7 +199,7 @@ def test_unpaired_loader_crops_flips_and_resumes():
         r, col = divmod(top_left, 4)
         assert torch.equal(c[0], x[0, 0, r : r + 2, col : col + 2])
     with pytest.raises(GanError, match="domain B"):
-        UnpairedLoader(split.domain(0), 8, torch.device("cpu"), seed=0)
+        UnpairedLoader(split.domain(0), 8, torch.device("cpu"), Streams(0))
 
 
 # -- training -----------------------------------------------------------------------------

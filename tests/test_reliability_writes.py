@@ -241,6 +241,7 @@ def test_set_aside_zero_deletes_and_leaves_the_old_previous_folder(tmp_path):
 
 
 def test_keep_set_aside_is_a_neutral_train_param():
-    from gan.config import NEUTRAL_KEYS, TrainConfig
+    from gan.config import TrainConfig
+    from gan.training.fingerprint import NEUTRAL_KEYS
 
     assert "keep_set_aside" in NEUTRAL_KEYS and TrainConfig().keep_set_aside == 3

@@ -35,12 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from gan.config import AdaConfig, AugmentConfig
 from gan.data.augment import DiffAugment
+from gan.training.streams import Streams
 
 P_MAX = 1.0 - 2.0**-20  # p stays below 1, as a float32 number
 XINT_MAX = 0.125  # integer translation: up to this fraction of the size
@@ -285,14 +285,13 @@ class DiscriminatorAugment:
         cfg: AugmentConfig,
         batch_size: int,
         device: torch.device,
-        seed: int,
+        streams: Streams,
         sync: Sync | None = None,
     ) -> None:
-        self.translate = DiffAugment(cfg.translate, device, seed)
+        self.translate = DiffAugment(cfg.translate, device, streams.seed("translate"))
         self.ada = None
-        if cfg.ada.mode != "off":  # its own stream, derived from the same seed
-            ada_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
-            self.ada = AdaptiveAugment(cfg.ada, batch_size, device, ada_seed, sync)
+        if cfg.ada.mode != "off":
+            self.ada = AdaptiveAugment(cfg.ada, batch_size, device, streams.seed("ada"), sync)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = self.translate(x)

@@ -11,6 +11,7 @@ import torch
 from gan.data.augment import random_flip
 from gan.data.shards import SplitData
 from gan.errors import GanError
+from gan.training.streams import Streams
 
 
 class BatchLoader:
@@ -21,7 +22,7 @@ class BatchLoader:
         split: SplitData,
         batch_size: int,
         device: torch.device,
-        seed: int,
+        streams: Streams,
         flip: bool = False,
         memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
@@ -33,9 +34,9 @@ class BatchLoader:
         self.flip = flip
         self.memory_format = memory_format
         self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(seed)
+        self.generator.manual_seed(streams.seed("data"))
         self.aug_generator = torch.Generator(device=device)
-        self.aug_generator.manual_seed(seed + 1)
+        self.aug_generator.manual_seed(streams.seed("flip"))
         self.perm = torch.randperm(len(split), generator=self.generator)
         self.pos = 0
 

@@ -17,8 +17,10 @@ import torch.nn.functional as F
 from gan.data.augment import random_flip
 from gan.data.shards import SplitData
 from gan.errors import GanError
+from gan.training.streams import Streams
 
 DOMAINS = ("A", "B")
+ORDER_STREAMS = {"A": "data", "B": "data_B"}  # each domain's batch order (gan/training/streams.py)
 
 
 def load_size(resolution: int, scale: float) -> int:
@@ -83,7 +85,7 @@ class UnpairedLoader:
         split: SplitData,
         batch_size: int,
         device: torch.device,
-        seed: int,
+        streams: Streams,
         flip: bool = False,
         memory_format: torch.memory_format = torch.contiguous_format,
         load_scale: float = 1.0,
@@ -103,10 +105,10 @@ class UnpairedLoader:
         self.flip = flip
         self.memory_format = memory_format
         self.streams = {
-            k: _Stream(len(p), seed + 1000 * d) for d, (k, p) in enumerate(parts.items())
+            k: _Stream(len(p), streams.seed(ORDER_STREAMS[k])) for k, p in parts.items()
         }
         self.aug_generator = torch.Generator(device=device)
-        self.aug_generator.manual_seed(seed + 1)
+        self.aug_generator.manual_seed(streams.seed("flip"))
 
     def _batch(self, domain: str) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.streams[domain].take(self.batch_size).to(self.images[domain].device)

@@ -24,8 +24,6 @@ from torch import nn
 
 from gan.errors import GanError
 
-RANK_SEED_STRIDE = 1_000  # rank r draws data, latents and augmentation from seed + r * this
-
 
 @dataclass(frozen=True)
 class Ranks:
@@ -42,9 +40,6 @@ class Ranks:
     @property
     def active(self) -> bool:
         return self.world_size > 1
-
-    def seed(self, base: int) -> int:
-        return base + self.rank * RANK_SEED_STRIDE
 
     def device(self, device: torch.device) -> torch.device:
         return torch.device("cuda", self.local_rank) if device.type == "cuda" else device

@@ -49,8 +49,7 @@ from gan.training.inference import inference_copy
 from gan.training.interrupt import StopOnSignal
 from gan.training.log import MetricsLog
 from gan.training.session import Session
-
-GRID_SEED = 20_200_202
+from gan.training.streams import Streams
 
 
 def _log(msg: str) -> None:
@@ -96,7 +95,7 @@ def _grid(session: Session, cfg: TrainConfig, paths: list[Path], G=None) -> None
     labels_for = _labels_for(session.data.num_classes)
     if G is None:
         G = inference_copy(family.nets[family.export_net], family, labels_for)
-    gen = torch.Generator(device=device).manual_seed(GRID_SEED + cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(Streams(cfg.seed).seed("grid"))
     labels = labels_for(cfg.grid_size, device) if labels_for else None
     with torch.no_grad():
         images = family.preview(G, cfg.grid_size, gen, labels=labels)

@@ -20,9 +20,10 @@ from gan.device import Precision
 from gan.errors import GanError
 from gan.models import get_family
 from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase
-from gan.training.fingerprint import fingerprint
 from gan.training.distributed import Ranks
+from gan.training.fingerprint import fingerprint
 from gan.training.finite import FiniteWatch
+from gan.training.streams import Streams
 
 
 def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
@@ -105,12 +106,13 @@ class Session:
         self.data_hash = split.manifest["content_hash"]
         self.params = dump_section(cfg)
         self.fingerprint = fingerprint(self.params, self.data_hash)
-        torch.manual_seed(cfg.seed)  # network initialisation
+        streams = Streams(cfg.seed, ranks.rank)  # every seed of the run, by name
+        torch.manual_seed(streams.seed("init"))
         self.augment = DiscriminatorAugment(  # ADA's r_t is summed over the ranks
             cfg.augment,
             cfg.batch_size,
             device,
-            ranks.seed(cfg.seed + 2),
+            streams,
             torch.distributed.all_reduce if ranks.active else None,
         )
         family_cls = get_family(cfg.model.family)
@@ -120,7 +122,7 @@ class Session:
             )
         except ValueError as exc:
             raise GanError(f"train.model: {exc} (train.data: {cfg.data})") from None
-        self.family.noise.manual_seed(ranks.seed(cfg.seed + 3))
+        self.family.noise.manual_seed(streams.seed("latents"))
         nets = self.family.nets
         for ema_name, source in self.family.ema.items():
             nets[ema_name] = copy.deepcopy(nets[source]).eval().requires_grad_(False)
@@ -128,9 +130,9 @@ class Session:
             net.to(device=device, memory_format=precision.memory_format())
         if cfg.compile:
             compile_for_training(nets, set(self.family.ema))
-        if ranks.active:  # anything drawing from the global stream differs per rank
-            torch.manual_seed(ranks.seed(cfg.seed + 4))
-            self.family.rank_streams(ranks.seed(cfg.seed + 5))
+        torch.manual_seed(streams.seed("global"))  # what draws from it after initialisation
+        if ranks.active:
+            self.family.rank_streams(streams.seed("family"))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         sched = cfg.lr_schedule
@@ -145,7 +147,7 @@ class Session:
             split,
             cfg.batch_size // ranks.world_size,
             device,
-            ranks.seed(cfg.seed + 1),
+            streams,
             cfg.augment.flip,
             precision.memory_format(),
         )
