@@ -108,9 +108,11 @@ def compute_metrics(
     fake_cache_name: str | None = None,
     cuda: bool = False,
     extractor_kwargs: dict[str, Any] | None = None,
+    settings: MeasureSettings | None = None,
 ) -> dict[str, float]:
     """The figures of the registered `metrics` (None: every one measured with an extractor)
-    of fake vs real uint8 NCHW images.
+    of fake vs real uint8 NCHW images, under `settings` (what the metrics see; without
+    them, settings of `seed`, `kid_subset_size` and `batch_size`).
 
     `extractor` is a resolved Extractor (see resolve_extractor) or a name registered with
     torch-fidelity. Each layer the metrics need is extracted once; the real side's
@@ -137,13 +139,14 @@ def compute_metrics(
     # cache entry serves them all
     real_layers = sorted({layer(n) for n in real_needs})
     layers = sorted({layer(n) for n in fake_needs})
-    settings = MeasureSettings(
+    settings = settings or MeasureSettings(
         {DEFAULT: _extractor(extractor, name)},
         len(fake_uint8),
         seed=seed,
         kid_subset_size=kid_subset_size,
         batch_size=batch_size,
     )
+    batch_size = settings.batch_size
     try:
         net = create_feature_extractor(name, layers, cuda=cuda, verbose=False, **kwargs)
 
