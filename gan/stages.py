@@ -215,6 +215,7 @@ RUNS_MODELS = (
     "gan/losses.py",
     "gan/objectives.py",
     "gan/data",
+    "gan/training/streams.py",  # the loaders and augmentation take their seeds from it
     *LOADS_PARAMS,
     "gan/device.py",
     "gan/export.py",
