@@ -11,7 +11,8 @@ make it, both declared here once:
   later key written at its default trains exactly as if unwritten, so it resumes
   the same checkpoints.
 
-HPO study settings (gan/hpo/settings.py) are the same view of the train section.
+HPO study settings (gan/hpo/settings.py) are the same view of the train section
+(docs/architecture.md, 'Fingerprints').
 """
 
 from __future__ import annotations

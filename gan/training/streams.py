@@ -5,7 +5,8 @@ in STREAMS and the data-parallel rank by numpy's SeedSequence (the spawn tree nu
 documents for independent streams), so no two streams share a seed: a flip of the real
 images and a DiffAugment shift are never drawn from identical streams, and rank 1's data
 order is not rank 0's augmentation. Consumers ask for their seed by name; checkpoints
-then save and restore each stream's state, so a resumed run continues every stream.
+then save and restore each stream's state, so a resumed run continues every stream
+(docs/architecture.md, 'Random streams').
 """
 
 from __future__ import annotations
