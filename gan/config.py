@@ -5,6 +5,9 @@ error names the key, e.g. ``params.yaml: train.batch_size: must be greater than 
 Each model family validates its own ``train.model`` section through the model registry.
 This module is the schema; reading a file (YAML, overrides, error lines) is in
 gan/params_file.py, whose load/parse functions are bound to the schema at the end here.
+Beside it: the base every section shares (gan/schema.py), the paths derived from the keys
+that name them (gan/paths.py), the grammar of hpo.space (gan/hpo/grammar.py) and which
+train keys count in a run's fingerprint (gan/training/fingerprint.py).
 """
 
 from __future__ import annotations

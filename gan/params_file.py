@@ -2,9 +2,9 @@
 
 The schema (gan/config.py) says what a valid params.yaml holds; this module turns a file
 into the mapping it validates and a validation failure into lines that name the file and
-the key (``params.yaml: train.batch_size: must be greater than 0``). gan.config re-exports
-what callers use (load_params, parse_params, apply_override). yaml is imported only when a
-file is read, so that loading an export (which validates its model section) needs none.
+the key (``params.yaml: train.batch_size: must be greater than 0``). gan.config binds
+them to the schema as load_params and parse_params. yaml is imported only when a file is
+read, so that loading an export (which validates its model section) needs none.
 """
 
 from __future__ import annotations
