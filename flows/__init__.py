@@ -5,6 +5,7 @@
 - ``hpo.py``: the Optuna search;
 - ``serve.py``: every deployment of prefect.yaml, with its schedule, in one process.
 
-No stage logic lives here: a task calls one gan/ function, so a flow run, `dvc repro`
-and `gan <stage>` produce the same files.
+No stage logic lives here: a task (tasks.py) is a stage of the stage table
+(gan/stages.py), which says what it calls, how it is retried and cached, so a flow run,
+`dvc repro` and `gan <stage>` produce the same files.
 """
