@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import json
 
+import optuna
 import pytest
 import torch
 import torch.nn.functional as F
 from test_metrics import PLUGIN_NAME
 from test_promote import make_run
 
-from gan.config import EvaluateConfig, HpoConfig, PromoteConfig, parse_params
+from gan.config import EvaluateConfig, HpoConfig, PromoteConfig, load_params, parse_params
 from gan.errors import GanError
 from gan.export import load_export
 from gan.hpo.objective import direction
-from gan.metrics.evaluate import evaluate, generate_samples
+from gan.hpo.study import load, run
+from gan.metrics.evaluate import evaluate, generate_samples, measure
 from gan.metrics.protocol import comparable_protocol
 from gan.metrics.registry import (
     Figure,
@@ -30,7 +32,7 @@ from gan.metrics.registry import (
 from gan.registry.decision import Rule, decide
 from gan.registry.promote import promote
 
-pytest_plugins = ["test_metrics"]  # classifier, plugin
+pytest_plugins = ["test_hpo_support", "test_metrics"]  # params_file, classifier, plugin
 
 TOY = "feature_norm"
 
@@ -112,6 +114,20 @@ def test_a_registered_metric_is_measured_recorded_and_offered(
     evaluate(_config(tmp_path, digits16, second, classifier[0], "second", metrics=["fid", TOY]))
     by_fid = _promote(tmp_path, second, "second", primary_metric="fid")
     assert "protocol differs" not in by_fid["reason"] and "champion v1" in by_fid["reason"]
+
+
+def test_a_study_optimises_a_registered_metric(toy, params_file):
+    """A study of the toy: minimised (higher_is_better False), each trial's value the
+    figure `gan evaluate` reports for the trial's export."""
+    overrides = [f"hpo.objective={TOY}", "hpo.n_trials=1", "evaluate.num_samples=48"]
+    params = load_params(params_file, overrides)
+    assert run(params)["complete"] == 1
+    study = load(params)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    (trial,) = study.get_trials()
+    assert trial.value == trial.user_attrs[TOY] and {"fid", "kid"} <= set(trial.user_attrs)
+    export = params_file.parent / trial.user_attrs["run_dir"] / "export"
+    assert measure(params.evaluate, export).metrics[TOY] == pytest.approx(trial.value, rel=1e-6)
 
 
 def test_like_with_like_refuses_a_champion_without_the_extractor():

@@ -110,8 +110,11 @@ CREATE_WAIT_SECONDS = 60  # how long a worker waits for another to finish creati
 
 
 def reference_for(params: Params):
-    """The study's reference data, with the classifier when the objective needs it."""
-    return load_reference(params.train, params.evaluate, needs_classifier(params.hpo.objective))
+    """The study's reference data, with the classifier when the objective or the report
+    metric needs it."""
+    hpo = params.hpo
+    classifier = needs_classifier(hpo.objective) or needs_classifier(hpo.report_metric)
+    return load_reference(params.train, params.evaluate, classifier)
 
 
 def _create(params: Params, storage, settings: dict[str, Any], **kwargs) -> optuna.Study:
