@@ -12,9 +12,9 @@ from test_promote import PROTOCOL, config, make_eval, make_run
 from gan.config import HpoConfig, load_params
 from gan.data.shards import load_split
 from gan.errors import GanError
-from gan.hpo.study import load, run
 from gan.hpo.objective import direction, report_sign, reported_value
 from gan.hpo.report import trials_frame, write_results
+from gan.hpo.study import load, run
 from gan.metrics.classifier import load_classifier, predict_logits
 from gan.metrics.core import confident_fraction
 from gan.metrics.evaluate import class_figures, evaluate

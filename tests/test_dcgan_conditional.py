@@ -13,7 +13,7 @@ from gan.config import OptimConfig, TrainConfig, dump_section
 from gan.errors import GanError
 from gan.export import load_export
 from gan.models.dcgan import DCGAN, DCGANConfig
-from gan.models.family import DataInfo
+from gan.models.family import DataInfo, StepContext
 from gan.training.fingerprint import fingerprinted
 from gan.training.loop import train
 
@@ -67,8 +67,8 @@ def test_aux_head_and_mbstd_change_d_and_need_their_inputs():
     alone = D.logits(x[:1].expand(2, -1, -1, -1), y[:2])[0][0]
     assert not torch.allclose(alone, logit[0])
     batch = {"images": x, "labels": y}
-    _, d_logs = fam._d_main(batch, 0)
-    _, g_logs = fam._g_main(batch, 0)
+    _, d_logs = fam._d_main(StepContext(0, batch))
+    _, g_logs = fam._g_main(StepContext(0, batch))
     assert d_logs["D_class"] > 0 and g_logs["G_class"] > 0
     with pytest.raises(ValueError, match="needs conditional"):
         DCGANConfig(aux_weight=1.0)

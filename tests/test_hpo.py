@@ -18,12 +18,12 @@ from test_hpo_support import PARAMS
 
 from gan.config import load_params
 from gan.errors import GanError
-from gan.hpo.study import best, load, make_pruner, make_sampler, open_study, prepare, run
 from gan.hpo import settings as settings_module
 from gan.hpo import study as study_module
 from gan.hpo.report import apply_best, trials_frame, write_results
 from gan.hpo.space import check_space
 from gan.hpo.storage import open_storage
+from gan.hpo.study import best, load, make_pruner, make_sampler, open_study, prepare, run
 
 pytest_plugins = ["test_hpo_support"]  # fixtures: params_file, classifier16
 

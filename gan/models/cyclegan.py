@@ -223,14 +223,16 @@ class CycleGAN(GANFamily):
     def batch_images(self, batch: Batch) -> int:
         return len(batch["A"]) + len(batch["B"])
 
-    def make_loader(self, split, batch_size, device, seed, flip, memory_format) -> UnpairedLoader:
+    def make_loader(
+        self, split, batch_size, device, streams, flip, memory_format
+    ) -> UnpairedLoader:
         """Independent A and B batches; keeps a few fixed images of each for the preview."""
         for d, name in enumerate("AB"):
             images = split.domain(d).images
             keep = torch.linspace(0, len(images) - 1, min(len(images), PREVIEW_IMAGES))
             self._preview[name] = images[keep.round().long()].clone()
         return UnpairedLoader(
-            split, batch_size, device, seed, flip, memory_format, load_scale=self.cfg.load_scale
+            split, batch_size, device, streams, flip, memory_format, load_scale=self.cfg.load_scale
         )
 
     def preview(self, G, n, generator, labels=None) -> torch.Tensor:

@@ -196,12 +196,15 @@ class GANFamily(ABC):
     # -- data --------------------------------------------------------------------------
     @classmethod
     def make_loader(
-        cls, split, batch_size: int, device: torch.device, seed: int, flip: bool, memory_format
+        cls, split, batch_size: int, device: torch.device, streams, flip: bool, memory_format
     ):
-        """The batch source for this family; unpaired families override it to give A and B."""
+        """The batch source for this family, drawing from the run's `streams` (gan/training/
+        streams.py); unpaired families override it to give A and B."""
         from gan.data.loader import BatchLoader
 
-        return BatchLoader(split, batch_size, device, seed, flip=flip, memory_format=memory_format)
+        return BatchLoader(
+            split, batch_size, device, streams, flip=flip, memory_format=memory_format
+        )
 
     @classmethod
     def batch_sources(cls, split) -> dict[str, int]:
