@@ -262,6 +262,18 @@ class PromoteConfig(Section):
     # promote even when evaluate's extractor is too weak to judge (gan.metrics.extractor_quality)
     allow_weak_extractor: bool = False
 
+    @model_validator(mode="after")
+    def _mode_follows_the_figure(self) -> PromoteConfig:
+        """A mode against the figure's direction would promote worse models."""
+        found = metric_registry.figure(self.primary_metric)
+        want = "max" if found is not None and found.higher_is_better else "min"
+        if self.mode != want:
+            raise ValueError(
+                f"mode: {self.primary_metric} is better when {'higher' if want == 'max' else 'lower'}"
+                f"; set mode: {want}"
+            )
+        return self
+
 
 class HpoSamplerConfig(Section):
     name: Literal["tpe", "random"] = "tpe"
@@ -319,6 +331,17 @@ class Params(Section):
     hpo: HpoConfig = Field(default_factory=HpoConfig)
 
     @model_validator(mode="after")
+    def _primary_metric_has_its_extractor(self) -> Params:
+        label = metric_registry.split_key(self.promote.primary_metric)[1]
+        if label and label not in self.evaluate.extra_extractors:
+            known = ", ".join(sorted(self.evaluate.extra_extractors)) or "none"
+            raise ValueError(
+                f"promote.primary_metric: {self.promote.primary_metric} names extractor label "
+                f"{label!r}, which evaluate.extra_extractors does not have (it has: {known})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _derive_paths(self) -> Params:
         """Paths params.yaml leaves unset follow the one key that names them (gan/paths.py);
         classifier.kind follows evaluate.extractor when that asks for classifier or
@@ -350,3 +373,10 @@ def dump_section(section: BaseModel) -> dict[str, Any]:
     # serialize_as_any: `train.model` is declared as the base ModelConfig; without it the
     # family's own fields (loss, width, ...) would be silently dropped.
     return section.model_dump(mode="json", serialize_as_any=True)
+
+
+def dump_as_given(section: BaseModel) -> dict[str, Any]:
+    """Only the keys the section was given (or derived), for rebuilding it in another
+    process or with changed values: validating this gives back the same keys unset, so
+    what fills unset keys later (a family's paper optimiser settings) still applies."""
+    return section.model_dump(mode="json", serialize_as_any=True, exclude_unset=True)

@@ -39,6 +39,10 @@ def test_repo_params_file_is_valid():
         ({"train": {"model": {"family": "dcgan", "widht": 8}}}, "train.model.widht"),
         ({"train": {"model": {"family": "nosuchgan"}}}, "train.model"),
         ({"train": {"optim": {"d_betas": [0.5, 1.5]}}}, "train.optim.d_betas"),
+        ({"train": {"model": {"family": "stylegan2", "loss": "hinge"}}}, "train.model.loss"),
+        ({"promote": {"primary_metric": "precision"}}, "promote: mode: precision is better"),
+        ({"promote": {"primary_metric": "fid", "mode": "max"}}, "promote: mode: fid is better"),
+        ({"promote": {"primary_metric": "fid@nope"}}, "promote.primary_metric: fid@nope"),
     ],
 )
 def test_bad_params_name_the_key(data, key):

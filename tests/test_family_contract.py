@@ -186,3 +186,25 @@ def test_channels_last_auto_follows_the_family_on_the_cpu():
     assert not pick_precision(cpu, "auto", "auto", cpu_channels_last=False).channels_last
     assert not pick_precision(cpu, "auto", False, cpu_channels_last=True).channels_last
     assert pick_precision(cuda, "fp32", "auto").channels_last
+
+
+def test_rebuilt_configs_keep_the_familys_paper_optimiser():
+    """An HPO trial's config and a data-parallel rank's are rebuilt from the base config:
+    optim keys params.yaml left unset stay unset there, so StyleGAN2 keeps its paper's
+    Adam settings instead of the generic defaults."""
+    from gan.config import TrainConfig, dump_as_given
+    from gan.hpo.space import with_values
+    from gan.models.family import DataInfo
+
+    model = {"family": "stylegan2", "z_dim": 8, "w_dim": 8, "mapping_layers": 1,
+             "channel_base": 64, "channel_max": 8}  # fmt: skip
+    base = TrainConfig.model_validate({"model": model})
+    trial = with_values(base, {"model.r1_gamma": 1.0, "optim.d_betas.0": 0.1})
+    rank = TrainConfig.model_validate(dump_as_given(base))
+    family = get_family("stylegan2")
+    for cfg, d_betas in ((base, (0.0, 0.99)), (trial, (0.1, 0.999)), (rank, (0.0, 0.99))):
+        fam = family(cfg.model, DataInfo(16, 1), cfg.optim, torch.device("cpu"), lambda x: x)
+        specs = fam.optimizers()
+        assert (specs["G"].lr, specs["G"].betas) == (0.002, (0.0, 0.99))
+        assert specs["D"].betas == d_betas
+    assert trial.model.r1_gamma == 1.0

@@ -9,12 +9,13 @@ gan/hpo/grammar.py.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import optuna
 from pydantic import ValidationError
 
-from gan.config import TrainConfig
+from gan.config import TrainConfig, dump_as_given
 from gan.errors import GanError
 from gan.hpo.grammar import SearchParam
 
@@ -63,10 +64,21 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def with_values(base: TrainConfig, values: dict[str, Any], **fields: Any) -> TrainConfig:
-    """`base` with the searched values set (and top-level `fields` replaced), validated."""
-    data = base.model_dump(mode="json", serialize_as_any=True)
+    """`base` with the searched values set (and top-level `fields` replaced), validated.
+
+    Built from the keys `base` was given plus the searched ones, so a key left unset stays
+    unset (a family's paper optimiser settings fill those: gan/models/family.py)."""
+    full, data = base.model_dump(mode="json", serialize_as_any=True), dump_as_given(base)
     for path, value in values.items():
-        set_path(data, path, value)
+        set_path(copy.deepcopy(full), path, value)  # an unknown path or a section fails here
+        *outer, last = path.split(".")
+        node, given = data, full
+        for part in outer:
+            key = int(part) if isinstance(given, list) else part
+            if isinstance(node, dict) and key not in node:  # a list whole, a section's key
+                node[key] = copy.deepcopy(given[key]) if isinstance(given[key], list) else {}
+            node, given = node[key], given[key]
+        node[int(last) if isinstance(node, list) else last] = value
     data.update(fields)
     return TrainConfig.model_validate(data)
 

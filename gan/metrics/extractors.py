@@ -11,7 +11,7 @@
 - ``autoencoder``: the encoder of gan.metrics.autoencoder (trained without labels),
   ``ganops-autoencoder-<sha12>``; features only (its code), so IS is not measured.
 - ``inception-v3-compat``: the standard extractor, only with a local weights file in
-  `evaluate.inception_weights` (torch-fidelity's ``pt_inception-2015-12-05-6726825d.pth``).
+  `evaluate.inception_weights` (torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``).
   torch-fidelity would unpickle that file with weights_only off, so we load it
   weights-only ourselves and register a subclass, ``ganops-inception-v3-compat-<sha12>``,
   that hands torch-fidelity the verified tensors; torch-fidelity never opens the file.
@@ -70,7 +70,7 @@ _DOWNLOADING = {
 HOW_TO = (
     "Either train the dataset's own extractor (`gan classifier`: a classifier, or an "
     "autoencoder for data without labels; evaluate.extractor: auto, evaluate.classifier: its "
-    "output dir), or download torch-fidelity's pt_inception-2015-12-05-6726825d.pth yourself "
+    "output dir), or download torch-fidelity's weights-inception-2015-12-05-6726825d.pth yourself "
     "and set evaluate.extractor: inception-v3-compat with evaluate.inception_weights: <path "
     "to that file>. ganops never downloads weights."
 )

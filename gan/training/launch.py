@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from gan.config import TrainConfig, dump_section
+from gan.config import TrainConfig, dump_as_given
 from gan.errors import GanError
 from gan.io import read_json
 from gan.training.distributed import Ranks, current
@@ -62,7 +62,7 @@ def spawn(cfg: TrainConfig, device: torch.device, entry: Entry) -> dict[str, Any
         try:
             mp.spawn(
                 rank_main,
-                args=(entry, dump_section(cfg), init, backend_for(device)),
+                args=(entry, dump_as_given(cfg), init, backend_for(device)),
                 nprocs=cfg.world_size,
                 join=True,
             )
