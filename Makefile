@@ -13,7 +13,7 @@ VEGA := $(VENV)/share/vega/template.html
 PATH_HOOK := $(VENV)/.path-hook
 PRESETS := stylegan2 biggan cyclegan
 
-.PHONY: setup pipeline $(PRESETS) dvc-yaml test lint services bench bench-gpu bench-pipeline clean
+.PHONY: setup pipeline $(PRESETS) dvc-yaml test lint services bench bench-gpu gpu-wheels bench-pipeline clean
 
 setup: $(STAMP) $(VEGA) $(PATH_HOOK)
 
@@ -69,6 +69,10 @@ bench: $(STAMP)
 # Without CUDA: one line saying so, exit status 0.
 bench-gpu: $(STAMP)
 	$(ACTIVATE) && python benchmarks/gpu.py
+
+# Wheels for scripts/gpu-check.sh on a lent GPU machine (needs a network): .gpu-wheels, git-ignored.
+gpu-wheels:
+	scripts/gpu-wheels.sh
 
 # What dvc repro and the Prefect flow add to the stages' own compute (runs the pipeline 3 times).
 bench-pipeline: $(STAMP)

@@ -226,7 +226,11 @@ def write_report(name: str, report: dict[str, Any], out_dir: Path | None = None)
     return path
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     import pandas as pd
 
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+    return pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g")
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(markdown_table(rows))
