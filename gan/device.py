@@ -41,13 +41,30 @@ def cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+def cpu_bf16_reason() -> str | None:
+    """Why bf16 is the fast path on this CPU, or None where it is not.
+
+    oneDNN's bf16 convolutions and matmuls run on AMX tiles (Intel Xeon from Sapphire
+    Rapids on) several times faster than fp32; without matrix units they are emulated and
+    far slower (docs/benchmarks.md has both machines' figures), so only AMX counts. Read
+    from torch's CPU feature probe: no benchmark at start-up."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        amx = bool(probe and probe()) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        return None
+    return "CPU with AMX bf16 matrix units" if amx else None
+
+
 @dataclass(frozen=True)
 class Precision:
-    """How the trainer runs its forward passes on a device."""
+    """How the trainer runs its forward passes on a device, and why (run.json, the log
+    and the evaluation protocol record `describe()`)."""
 
     device: torch.device
     bf16: bool
     channels_last: bool
+    reason: str = "asked for"
 
     def autocast(self):
         if not self.bf16:
@@ -57,20 +74,45 @@ class Precision:
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
+    def describe(self) -> str:
+        layout = "channels_last" if self.channels_last else "contiguous"
+        return f"{'bf16 autocast' if self.bf16 else 'fp32'}, {layout} ({self.reason})"
+
+
+def auto_bf16(device: torch.device) -> tuple[bool, str]:
+    """`precision: auto`: bf16 autocast where the device has fast bf16 kernels."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, "CUDA device with bf16"
+        return False, "CUDA device without bf16"
+    if device.type == "cpu":
+        reason = cpu_bf16_reason()
+        return (True, reason) if reason else (False, "CPU without bf16 matrix units")
+    return False, f"{device.type}: fp32"
+
 
 def pick_precision(
-    device: torch.device, precision: str = "auto", channels_last="auto", cpu_channels_last=False
+    device: torch.device,
+    precision: str = "auto",
+    channels_last="auto",
+    cpu_channels_last: bool | dict[bool, bool] = False,
 ) -> Precision:
-    """bf16 defaults on for CUDA only ("bf16" forces autocast elsewhere too); channels_last
-    on CUDA, and on the CPU where `cpu_channels_last` (the family's measured choice:
-    transposed and 3x3 convolutions run faster in it there, instance norm and reflection
-    padding slower)."""
+    """The run's precision and memory layout.
+
+    `precision` auto: bf16 autocast where `auto_bf16` finds fast kernels, fp32 elsewhere;
+    "bf16" / "fp32" force it. `channels_last` auto: on CUDA, and on the CPU where the
+    family measured it faster (`cpu_channels_last`: one answer, or one per precision
+    keyed by bf16 True/False): transposed and 3x3 convolutions ran faster in it there,
+    instance norm and reflection padding slower."""
     if precision == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        bf16, reason = auto_bf16(device)
     else:
-        bf16 = precision == "bf16"
+        bf16, reason = precision == "bf16", f"train.precision: {precision}"
     if channels_last == "auto":
-        cl = device.type == "cuda" or (device.type == "cpu" and cpu_channels_last)
+        on_cpu = cpu_channels_last
+        if isinstance(on_cpu, dict):
+            on_cpu = on_cpu[bf16]
+        cl = device.type == "cuda" or (device.type == "cpu" and on_cpu)
     else:
         cl = bool(channels_last)
-    return Precision(device=device, bf16=bf16, channels_last=cl)
+    return Precision(device=device, bf16=bf16, channels_last=cl, reason=reason)

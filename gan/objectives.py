@@ -37,6 +37,18 @@ class PenaltyInputs:
     def judge_fake(self, x: torch.Tensor) -> torch.Tensor:
         return (self.fake_critic or self.critic)(x)
 
+    def in_fp32(self) -> PenaltyInputs:
+        """The images as fp32 (a fake made under bf16 autocast is bf16): penalties run with
+        autocast off, so D judges them in fp32 and the logits come out fp32."""
+        critic, fake_critic = self.critic, self.fake_critic
+        return dataclasses.replace(
+            self,
+            real=self.real.float(),
+            fake=self.fake.float(),
+            critic=lambda x: critic(x).float(),
+            fake_critic=None if fake_critic is None else (lambda x: fake_critic(x).float()),
+        )
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -65,6 +77,8 @@ class Objective:
         samples' gradients, so a family drops it from D where it can)."""
         return False
 
+    # Families call the two sides below, not d_loss/g_loss: the sides compute in fp32 under
+    # bf16 autocast (logits, losses and gradient penalties need the precision).
     def d_side(
         self,
         real_logits: torch.Tensor,
@@ -72,12 +86,23 @@ class Objective:
         inputs: PenaltyInputs | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D's loss with its penalties, and the values the log shows."""
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()
         loss = self.d_loss(real_logits, fake_logits)
         logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
-        for key, (value, weight) in (self.d_penalties(inputs) if inputs else {}).items():
+        if inputs is None:
+            return loss, logs
+        with torch.autocast(real_logits.device.type, enabled=False):
+            terms = self.d_penalties(inputs.in_fp32())
+        for key, (value, weight) in terms.items():
             loss = loss + weight * value
             logs[key] = value.detach()
         return loss, logs
+
+    def g_side(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None):
+        """G's loss, in fp32."""
+        return self.g_loss(
+            fake_logits.float(), None if real_logits is None else real_logits.float()
+        )
 
 
 OBJECTIVES: dict[str, type[Objective]] = {}

@@ -142,9 +142,10 @@ def test_phases_refuse_a_zero_interval():
 
 
 def _one_step(cfg, reuse: bool):
-    """A session after one trainer step, and the number of G forwards the step ran."""
+    """A session after one fp32 trainer step, and the number of G forwards the step ran."""
     cfg = cfg.model_copy(update={"reuse_fake": reuse})
-    session = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    fp32 = pick_precision(torch.device("cpu"), "fp32")
+    session = Session(cfg, load_split(cfg.data, "train"), fp32)
     calls = []
     session.family.nets["G"].register_forward_hook(lambda *_: calls.append(1))
     run_phases(session, 0, measure=False)
@@ -159,7 +160,7 @@ def test_reused_fakes_make_the_trainers_step_the_textbook_step(digits16, tmp_pat
     fresh, g_forwards_fresh = _one_step(cfg, reuse=False)
     assert (g_forwards, g_forwards_fresh) == (1, 2)
     assert ours.images_seen == fresh.images_seen == cfg.batch_size  # G draws no batch
-    plain = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    plain = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu"), "fp32"))
     G, D, noise = plain.family.nets["G"], plain.family.nets["D"], plain.family.noise
     opt_g, opt_d = plain.optimizers["G"], plain.optimizers["D"]
     real = plain.loader.next()["images"]

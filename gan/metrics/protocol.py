@@ -13,7 +13,8 @@ must be equal for two results to be compared, except:
   compared under the autoencoder's entry in place of the default's; a plain figure under
   the default's alone, so protocols written before there were other extractors compare
   as they did.
-Everything else (sample count, reference split and its content hash, seed, truncation,
+Everything else (the precision samples were generated in, fp32 where a protocol from
+before it was recorded does not say; sample count, reference split and its content hash, seed, truncation,
 KID subset size, IS splits, PRC neighbourhood, generation batch size, classifier weights
 hash, the classifier_confident threshold) changes the numbers, so it must match.
 """
@@ -34,6 +35,8 @@ def comparable_protocol(protocol: Mapping[str, Any], metric: str | None = None) 
     """The protocol keys that must be equal for two results to be compared; with `metric`
     (a metrics.json key), only the extractor that measured it counts."""
     out = {k: v for k, v in protocol.items() if k not in NOT_COMPARED}
+    if out.get("generation_precision") == "fp32":  # protocols from before it was recorded
+        del out["generation_precision"]  # say nothing and mean fp32
     if metric is None:
         return out
     out.pop(OTHER_EXTRACTORS, None)

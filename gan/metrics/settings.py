@@ -39,6 +39,12 @@ def kid_subset(requested: int | None, n_fake: int, n_real: int) -> int:
     return max(2, largest if requested is None else min(requested, largest))
 
 
+# Evaluation generates in fp32 on every device, whatever the run trained in: generating
+# the evaluation's few thousand samples takes well under a second on the CPU, so bf16
+# would save nothing, and fp32 keeps one generator's figures the same on every machine.
+GENERATION_PRECISION = "fp32"
+
+
 @dataclass(frozen=True)
 class FeatureCache:
     """The reference data's content hash (which keys its cached features), the folder they
@@ -115,6 +121,7 @@ class MeasureSettings:
             "classifier_weights_sha256": classifier_sha,
             "reference_split": self.reference_split,
             "reference_content_hash": content_hash,
+            "generation_precision": GENERATION_PRECISION,
             **fields,
             "metrics": sorted(metrics),
             "torch": torch.__version__,

@@ -147,11 +147,13 @@ def check_sizes(resolution: int, n_layers_d: int) -> None:
 # mean of the logits against the real or fake target, and D's loss halved as in the paper
 # (D learns slower than G).
 def generator_adversarial(objective: Objective, fake_logits: torch.Tensor) -> torch.Tensor:
-    return objective.g_loss(fake_logits) * (1.0 / objective.paper_scale)
+    return objective.g_side(fake_logits) * (1.0 / objective.paper_scale)
 
 
 def discriminator_loss(objective: Objective, real_logits: torch.Tensor, fake_logits: torch.Tensor):
-    return objective.d_loss(real_logits, fake_logits) * (0.5 / objective.paper_scale)
+    return objective.d_loss(real_logits.float(), fake_logits.float()) * (
+        0.5 / objective.paper_scale
+    )
 
 
 def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor, weight: float) -> torch.Tensor:

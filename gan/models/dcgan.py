@@ -299,7 +299,7 @@ class DCGAN(GANFamily):
         )
         loss, logs = self.objective.d_side(real_logits, fake_logits, judge)
         if real_class is not None:
-            aux = F.cross_entropy(real_class, labels)
+            aux = F.cross_entropy(real_class.float(), labels)
             loss = loss + self.cfg.aux_weight * aux
             logs["D_class"] = aux.detach()
         return loss, logs
@@ -309,8 +309,8 @@ class DCGAN(GANFamily):
         made = ctx.take_fake("G") or self._fake(ctx.batch["images"].shape[0])
         logits, fake_class = self._d_and_class(made.images, made.labels)
         real = self.real_logits_for_g(lambda: self._d(ctx.batch["images"], self._labels(ctx.batch)))
-        loss = self.objective.g_loss(logits, real)
+        loss = self.objective.g_side(logits, real)
         if fake_class is None:
             return loss, {}
-        aux = F.cross_entropy(fake_class, made.labels)
+        aux = F.cross_entropy(fake_class.float(), made.labels)
         return loss + self.cfg.aux_weight * aux, {"G_class": aux.detach()}

@@ -207,6 +207,8 @@ def _train(
             clean_stale_temps(d)
     check_fits(cfg, DataInfo.from_manifest(split.manifest), precision.device)
     session = Session(cfg, split, precision, ranks)
+    if ranks.main:
+        _log(f"precision: {precision.describe()}")
     _restore(session, cfg)
     main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
     log = MetricsLog(run_dir / "log.csv", resume_step=session.step) if main else None
@@ -350,6 +352,7 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         "device": str(session.precision.device),
         "world_size": session.ranks.world_size,
         "bf16": session.precision.bf16,
+        "precision": session.precision.describe(),
         "seconds": round(seconds, 2),
         "img_per_s": round(images / seconds, 1) if seconds > 0 and images else None,
     }

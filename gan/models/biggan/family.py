@@ -179,7 +179,7 @@ class BigGAN(GANFamily):
         real, labels = ctx.batch["images"], ctx.batch["labels"]
         fake, y = self._fake(real.shape[0])
         paired = self.real_logits_for_g(lambda: self._d(real, labels))
-        loss = self.objective.g_loss(self._d(fake, y), paired)
+        loss = self.objective.g_side(self._d(fake, y), paired)
         logs = {}
         if self.cfg.ortho_weight > 0:
             # the official rule adds 2 * w * (W W^T (1 - I)) W to the gradient: w / 2 here

@@ -181,7 +181,7 @@ class StyleGAN2(GANFamily):
         real = ctx.batch["images"]
         c = self._c(ctx.batch, real.shape[0])
         logits = self._d(self._fake(real.shape[0], c), c)
-        loss = self.objective.g_loss(logits, self.real_logits_for_g(lambda: self._d(real, c)))
+        loss = self.objective.g_side(logits, self.real_logits_for_g(lambda: self._d(real, c)))
         return loss, {"D_fake": logits.detach().mean()}
 
     def _g_pl(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -89,7 +89,8 @@ class MappingNetwork(nn.Module):
 
         if self.w_avg_beta is not None and self.training and update_w_avg:
             with torch.no_grad():
-                self.w_avg.lerp_(w.detach().mean(dim=0), 1.0 - self.w_avg_beta)
+                # fp32 like every running average, also when w comes out of bf16 autocast
+                self.w_avg.lerp_(w.detach().float().mean(dim=0), 1.0 - self.w_avg_beta)
 
         if self.num_ws is not None:
             w = w.unsqueeze(1).expand(-1, self.num_ws, -1)
