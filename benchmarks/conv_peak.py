@@ -1,10 +1,11 @@
 """What fraction of this machine's convolution throughput a conv-bound training step reaches.
 
-The peak is measured here, not taken from a datasheet: the best GFLOP/s of a few large 3x3
-and 4x4-stride-2 convolutions and transposed convolutions (forward, input gradient and
-weight gradient, fp32, in the layout the trainer chooses), and of each convolution of
-pytorch/examples' DCGAN alone (which of a step's layers run below the peak, and how far
-the whole step is from its own layers' speed). A training step's work is
+The peak is measured here, not taken from a datasheet, per precision: the best GFLOP/s of
+a few large 3x3 and 4x4-stride-2 convolutions and transposed convolutions (forward, input
+gradient and weight gradient, in both layouts), and of each convolution of pytorch/examples'
+DCGAN alone (which of a step's layers run below the peak, and how far the whole step is
+from its own layers' speed), in fp32 and, where `train.precision: auto` picks it, under
+bf16 autocast. A step's fraction is of the peak of the precision it ran in. A training step's work is
 counted by torch's FlopCounterMode on one real step of the trainer (every phase, forward
 and backward); its time is the median of blocks of steps. Usage:
 python benchmarks/conv_peak.py [--device cpu] [--families dcgan,biggan]
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gan.device import pick_device
+from gan.device import pick_device, pick_precision
 from gan.training.loop import run_phases
 
 # (kind, channels in, channels out, input size, batch): shapes like the presets' big layers
@@ -64,12 +65,15 @@ QUICK_SHAPES = [("conv3x3", 8, 8, 16, 4)]  # --quick: the script's own test
 
 
 def time_layer(
-    layer: nn.Module, x: torch.Tensor, device: torch.device, repeats: int
+    layer: nn.Module, x: torch.Tensor, device: torch.device, repeats: int, bf16: bool = False
 ) -> tuple[float, int]:
-    """(median seconds, FLOPs counted by torch) of one forward + backward of `layer` on `x`."""
+    """(median seconds, FLOPs counted by torch) of one forward + backward of `layer` on `x`,
+    under bf16 autocast with `bf16`."""
 
     def step() -> None:
-        layer(x).sum().backward()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = layer(x)
+        out.float().sum().backward()
         harness.sync(device)
 
     with FlopCounterMode(display=False) as counter:
@@ -78,17 +82,19 @@ def time_layer(
 
 
 def peak_gflops(
-    device: torch.device, channels_last: bool, repeats: int, shapes: list[tuple]
+    device: torch.device, channels_last: bool, repeats: int, shapes: list[tuple], bf16: bool
 ) -> list[dict]:
     """GFLOP/s of forward + both gradients of each shape (FLOPs counted by torch)."""
-    rows = []
+    rows, precision = [], "bf16" if bf16 else "fp32"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for kind, c_in, c_out, size, batch in shapes:
         layer = _layer(kind, c_in, c_out).to(device, memory_format=fmt)
         x = torch.randn(batch, c_in, size, size, device=device).to(memory_format=fmt)
-        seconds, flops = time_layer(layer, x.requires_grad_(True), device, repeats)
+        seconds, flops = time_layer(layer, x.requires_grad_(True), device, repeats, bf16)
         gflops = flops / seconds / 1e9
-        rows.append({"what": f"{kind} {c_in}->{c_out} @{size} x{batch}", "gflops": gflops})
+        layout = "" if channels_last else " (contiguous)"
+        rows.append({"what": f"{kind} {c_in}->{c_out} @{size} x{batch}{layout}",
+                     "precision": precision, "gflops": gflops})  # fmt: skip
     return rows
 
 
@@ -113,16 +119,18 @@ def dcgan_layers(width: int, z_dim: int, res: int, channels: int) -> list[tuple]
     return rows
 
 
-def layer_gflops(device: torch.device, layers: list[tuple], batch: int, repeats: int) -> list[dict]:
+def layer_gflops(
+    device: torch.device, layers: list[tuple], batch: int, repeats: int, bf16: bool
+) -> list[dict]:
     """Each layer's forward + gradients alone, in the trainer's CPU layout (channels_last):
     which of a step's convolutions run below the peak."""
     rows = []
     for name, layer, shape, input_grad in layers:
         layer = layer.to(device, memory_format=torch.channels_last)
         x = torch.randn(batch, *shape, device=device).to(memory_format=torch.channels_last)
-        seconds, flops = time_layer(layer, x.requires_grad_(input_grad), device, repeats)
-        rows.append({"layer": name, "ms": seconds * 1e3, "gflop": flops / 1e9,
-                     "gflops": flops / seconds / 1e9})  # fmt: skip
+        seconds, flops = time_layer(layer, x.requires_grad_(input_grad), device, repeats, bf16)
+        rows.append({"layer": name, "precision": "bf16" if bf16 else "fp32", "ms": seconds * 1e3,
+                     "gflop": flops / 1e9, "gflops": flops / seconds / 1e9})  # fmt: skip
     return rows
 
 
@@ -147,6 +155,7 @@ def step_gflops(data: Path, model: dict, batch: int, device: str, steps: int) ->
         "gflop_per_step": flops / 1e9,
         "ms_per_step": seconds * 1e3,
         "gflops": flops / seconds / 1e9,
+        "precision": "bf16" if session.precision.bf16 else "fp32",
         "channels_last": session.precision.channels_last,
     }
 
@@ -164,20 +173,23 @@ def main() -> None:
         args.families, args.steps, args.repeats = "dcgan", 1, 1
     dev = pick_device(args.device)
     shapes = QUICK_SHAPES if args.quick else PEAK_SHAPES
-    peak_rows = peak_gflops(dev, True, args.repeats, shapes)
-    peak_rows += [
-        {**r, "what": r["what"] + " (contiguous)"}
-        for r in peak_gflops(dev, False, args.repeats, shapes)
-    ]
+    # bf16 where `auto` picks it: elsewhere it has no fast kernels and would take long
+    precisions = [False, True] if pick_precision(dev).bf16 else [False]
     examples = {**MODELS["dcgan"], **(QUICK_MODEL if args.quick else {})}
     layer_res, batch = DCGAN_RES_BATCH_QUICK if args.quick else DCGAN_RES_BATCH
-    layers = layer_gflops(
-        dev, dcgan_layers(examples["width"], examples["z_dim"], layer_res, 3), batch, args.repeats
-    )
-    # the peak is the best convolution measured here, DCGAN's own layers included
-    peak = max(r["gflops"] for r in peak_rows + layers)
+    peak_rows, layers = [], []
+    for bf16 in precisions:
+        for channels_last in (True, False):
+            peak_rows += peak_gflops(dev, channels_last, args.repeats, shapes, bf16)
+        net = dcgan_layers(examples["width"], examples["z_dim"], layer_res, 3)
+        layers += layer_gflops(dev, net, batch, args.repeats, bf16)
+    # each precision's peak is its best convolution measured here, DCGAN's layers included
+    peaks = {
+        p: max(r["gflops"] for r in peak_rows + layers if r["precision"] == p)
+        for p in {r["precision"] for r in peak_rows}
+    }
     for r in layers:
-        r["fraction_of_peak"] = r["gflops"] / peak
+        r["fraction_of_peak"] = r["gflops"] / peaks[r["precision"]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families.split(","):
@@ -192,14 +204,15 @@ def main() -> None:
             )
             r = step_gflops(data, model, step_batch, args.device, args.steps)
             rows.append({"family": name, "resolution": res, "batch": step_batch, **r,
-                         "fraction_of_peak": r["gflops"] / peak})  # fmt: skip
+                         "fraction_of_peak": r["gflops"] / peaks[r["precision"]]})  # fmt: skip
             print(rows[-1], flush=True)
     env = harness.environment(args.device)
-    report = {"environment": env, "quick": args.quick, "peak_gflops": peak,
-              "peak_rows": peak_rows, "steps": rows, "dcgan_layers": layers}  # fmt: skip
+    report = {"environment": env, "quick": args.quick, "peak_gflops": peaks["fp32"],
+              "peak_gflops_by_precision": peaks, "peak_rows": peak_rows, "steps": rows,
+              "dcgan_layers": layers}  # fmt: skip
     path = harness.write_report("conv_peak", report, args.out_dir)
     harness.print_table(peak_rows)
-    print(f"\npeak: {peak:.1f} GFLOP/s")
+    print("\npeak: " + ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in peaks.items()))
     harness.print_table(rows)
     print(f"\nDCGAN (pytorch/examples), each convolution alone at batch {batch}:")
     harness.print_table(layers)

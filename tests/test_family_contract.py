@@ -182,7 +182,8 @@ def test_channels_last_auto_follows_the_family_on_the_cpu():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for family in ("dcgan", "stylegan2", "biggan"):
         assert get_family(family).cpu_channels_last
-    assert not get_family("cyclegan").cpu_channels_last  # instance norm, reflection pad
+    cyclegan = get_family("cyclegan").cpu_channels_last
+    assert not cyclegan[False] and cyclegan[True]  # fp32: instance norm, reflection pad
     assert pick_precision(cpu, "auto", "auto", cpu_channels_last=True).channels_last
     assert not pick_precision(cpu, "auto", "auto", cpu_channels_last=False).channels_last
     assert not pick_precision(cpu, "auto", False, cpu_channels_last=True).channels_last

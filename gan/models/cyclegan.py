@@ -174,6 +174,9 @@ class CycleGAN(GANFamily):
     ema: ClassVar[dict[str, str]] = {}
     export_net = "G"
     task = "translate"
+    # fp32: instance norm and reflection padding ran slower in channels_last; bf16's
+    # convolutions gain more than they lose (docs/benchmarks.md, "Precision and layout")
+    cpu_channels_last: ClassVar[dict[bool, bool]] = {True: True, False: False}
 
     def __init__(self, cfg: CycleGANConfig, data, optim, device, augment) -> None:
         super().__init__(cfg, data, optim, device, augment)

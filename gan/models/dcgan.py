@@ -206,7 +206,7 @@ class Discriminator(nn.Module):
 class DCGAN(GANFamily):
     name = "dcgan"
     config_class = DCGANConfig
-    cpu_channels_last = True  # transposed convolutions: a step 0.80x the time on the CPU
+    cpu_channels_last = True  # transposed convolutions (docs/benchmarks.md, "Precision and layout")
 
     def __init__(self, cfg: DCGANConfig, data, optim, device, augment) -> None:
         super().__init__(cfg, data, optim, device, augment)

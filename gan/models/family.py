@@ -149,9 +149,10 @@ class GANFamily(ABC):
     # What a trained model does: "sample" (generate from latents) or "translate" images.
     task: ClassVar[Literal["sample", "translate"]] = "sample"
     standing_batches: int = 16  # batches for the exported G's batch-norm statistics
-    # train.channels_last auto on the CPU: whether this family's convolutions run faster in
-    # channels_last there (measured per family; CUDA always uses it)
-    cpu_channels_last: ClassVar[bool] = False
+    # train.channels_last auto on the CPU: whether this family's step runs faster in
+    # channels_last there, for every precision or per precision {bf16: ..., fp32 (False):
+    # ...} (benchmarks/precision.py measures it; CUDA always uses it)
+    cpu_channels_last: ClassVar[bool | dict[bool, bool]] = False
     # Adam settings of the family's paper, used where params.yaml leaves train.optim unset
     optim_defaults: ClassVar[dict[str, Any]] = {}
 

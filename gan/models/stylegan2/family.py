@@ -65,7 +65,7 @@ def check_resolution(resolution: int) -> None:
 class StyleGAN2(GANFamily):
     name = "stylegan2"
     config_class = StyleGAN2Config
-    cpu_channels_last = True  # 3x3 convolutions: a step 0.85-0.94x the time on the CPU
+    cpu_channels_last = True  # 3x3 convolutions (docs/benchmarks.md, "Precision and layout")
     # The official Adam settings (the mapping network's 0.01 lr multiplier lives in its
     # equalised layers, so one lr serves every parameter).
     optim_defaults: ClassVar[dict[str, Any]] = {
