@@ -63,7 +63,7 @@ test: lint services
 bench: $(STAMP)
 	$(ACTIVATE) && python benchmarks/vs_plain_loop.py && python benchmarks/families.py && \
 	  python benchmarks/train_throughput.py && python benchmarks/ddp_scaling.py && \
-	  python benchmarks/conv_peak.py
+	  python benchmarks/conv_peak.py && python benchmarks/precision.py
 
 # Every preset with bf16, channels_last and compile off and on, then torchrun over all GPUs.
 # Without CUDA: one line saying so, exit status 0.

@@ -74,3 +74,12 @@ def test_gpu_benchmark_without_cuda_says_so_and_exits_0(tmp_path):
     )
     assert proc.returncode == 0 and "no CUDA device visible" in proc.stderr
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
+
+
+def test_precision_times_every_family_in_both_precisions_and_layouts(tmp_path):
+    report = _run("precision.py", tmp_path, "--families", "dcgan,cyclegan")
+    for row in report["families"]:
+        assert set(row["ms_per_step"]) == {
+            "fp32 contiguous", "fp32 channels_last", "bf16 contiguous", "bf16 channels_last"
+        } and min(row["ms_per_step"].values()) > 0  # fmt: skip
+        assert set(row["channels_last_faster"]) == {"fp32", "bf16"} and row["bf16_speedup"] > 0
