@@ -96,6 +96,7 @@ def pick_precision(
     precision: str = "auto",
     channels_last="auto",
     cpu_channels_last: bool | dict[bool, bool] = False,
+    cpu_bf16: bool = True,
 ) -> Precision:
     """The run's precision and memory layout.
 
@@ -103,9 +104,12 @@ def pick_precision(
     "bf16" / "fp32" force it. `channels_last` auto: on CUDA, and on the CPU where the
     family measured it faster (`cpu_channels_last`: one answer, or one per precision
     keyed by bf16 True/False): transposed and 3x3 convolutions ran faster in it there,
-    instance norm and reflection padding slower."""
+    instance norm and reflection padding slower. `cpu_bf16` False: the family keeps fp32
+    on the CPU under auto (its quality did not hold in bf16)."""
     if precision == "auto":
         bf16, reason = auto_bf16(device)
+        if bf16 and device.type == "cpu" and not cpu_bf16:
+            bf16, reason = False, "this family trains in fp32 on the CPU (quality)"
     else:
         bf16, reason = precision == "bf16", f"train.precision: {precision}"
     if channels_last == "auto":

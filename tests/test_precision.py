@@ -28,6 +28,22 @@ def test_auto_picks_bf16_only_where_the_cpu_has_fast_kernels(monkeypatch, fast):
     forced = pick_precision(CPU, "fp32")
     assert not forced.bf16 and forced.reason == "train.precision: fp32"
     assert pick_precision(CPU, "bf16").bf16
+    kept = pick_precision(CPU, "auto", cpu_bf16=False)  # a family that measured worse in bf16
+    assert not kept.bf16 and ("quality" in kept.reason if fast else "without bf16" in kept.reason)
+    assert pick_precision(CPU, "bf16", cpu_bf16=False).bf16  # asked for: given
+
+
+def test_biggan_keeps_fp32_on_the_cpu_and_its_penalty_is_fp32():
+    from gan.models import get_family
+    from gan.models.biggan.regularisation import orthogonal_regularisation
+
+    assert not get_family("biggan").cpu_bf16
+    assert all(get_family(f).cpu_bf16 for f in ("dcgan", "stylegan2", "cyclegan"))
+    w = torch.randn(8, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ortho = orthogonal_regularisation([w])
+    assert ortho.dtype == torch.float32
+    assert torch.allclose(ortho, orthogonal_regularisation([w]))
 
 
 def test_the_cpu_probe_answers_without_a_benchmark():

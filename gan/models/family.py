@@ -153,6 +153,9 @@ class GANFamily(ABC):
     # channels_last there, for every precision or per precision {bf16: ..., fp32 (False):
     # ...} (benchmarks/precision.py measures it; CUDA always uses it)
     cpu_channels_last: ClassVar[bool | dict[bool, bool]] = False
+    # train.precision auto on a CPU with fast bf16: whether this family trains in bf16 there
+    # (False where bf16 measured worse than fp32 across seeds: docs/benchmarks.md)
+    cpu_bf16: ClassVar[bool] = True
     # Adam settings of the family's paper, used where params.yaml leaves train.optim unset
     optim_defaults: ClassVar[dict[str, Any]] = {}
 

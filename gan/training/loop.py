@@ -189,7 +189,9 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
 def precision_for(cfg: TrainConfig, device: torch.device) -> Precision:
     """The run's precision and layout: its params, with `auto` resolved for the family."""
     family = get_family(cfg.model.family)
-    return pick_precision(device, cfg.precision, cfg.channels_last, family.cpu_channels_last)
+    return pick_precision(
+        device, cfg.precision, cfg.channels_last, family.cpu_channels_last, family.cpu_bf16
+    )
 
 
 def _train(

@@ -23,7 +23,9 @@ def orthogonal_regularisation(
         if p.dim() < 2:
             continue
         w = p.reshape(p.shape[0], -1)
-        gram = w @ w.T
+        # fp32 like every penalty: in bf16 the off-diagonal Gram entries drown in rounding
+        with torch.autocast(w.device.type, enabled=False):
+            gram = w.float() @ w.float().T
         off = gram - torch.diag_embed(torch.diagonal(gram))
         term = off.square().sum()
         total = term if total is None else total + term
