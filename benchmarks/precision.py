@@ -59,7 +59,9 @@ def main() -> None:
     ap.add_argument("--families", default=",".join(PRESETS))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="batch 4, one step: checks the script")
+    ap.add_argument(
+        "--quick", action="store_true", help="batch 4, one round, one step: checks the script"
+    )
     ap.add_argument("--out-dir", type=Path, default=None, help="JSON folder (reports/bench)")
     args = ap.parse_args()
     families = [f for f in args.families.split(",") if f]
@@ -72,7 +74,7 @@ def main() -> None:
               "rounds": rounds, "families": []}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="gan-bench-") as tmp:
         for family in families:
-            res, ch = (16, 1) if args.quick else preset_shape(family)
+            res, ch = preset_shape(family)  # --quick too: CycleGAN's D needs its size
             domains = PRESETS[family][1]
             data = harness.random_dataset(
                 Path(tmp) / family, res, ch, classes=0 if domains else 10, domains=domains
