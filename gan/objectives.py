@@ -10,6 +10,7 @@ a loss by its name. Adding an objective is one class with `@register_objective`.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -51,7 +52,7 @@ class PenaltyInputs:
 
 
 @dataclass(frozen=True)
-class Objective:
+class Objective(ABC):
     """Base of every objective. Options are dataclass fields, filled by `build_objective`
     from the family's config where it has a key of the same name."""
 
@@ -61,11 +62,13 @@ class Objective:
     paper_scale: ClassVar[float] = 1.0
     g_needs_real: ClassVar[bool] = False  # whether g_loss reads D's logits on real images
 
+    @abstractmethod
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """D's loss on its logits for a real and a fake batch."""
 
+    @abstractmethod
     def g_loss(self, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """G's loss on D's logits for its fakes (and for reals, where the loss pairs them)."""
 
     def d_penalties(self, inputs: PenaltyInputs) -> dict[str, tuple[torch.Tensor, float]]:
         """Extra terms of D's side: log name -> (value, weight); the loss adds weight * value."""
