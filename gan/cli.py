@@ -142,6 +142,12 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
         sp = stage(entry.name, cmd_stage, entry.help)
         sp.set_defaults(stage=entry)
         for flag in entry.flags:  # an option standing for an override (-S) of the stage
+            if flag.metavar:  # with a value: `--images DIR` adds the override for DIR
+                sp.add_argument(
+                    flag.option, dest="set", action="append", type=flag.given,
+                    metavar=flag.metavar, help=flag.help,
+                )  # fmt: skip
+                continue
             sp.add_argument(
                 flag.option, dest="set", action="append_const", const=flag.override, help=flag.help
             )

@@ -238,10 +238,12 @@ class EvaluateConfig(Section):
     classifier: str = "models/classifier"
     inception_weights: str | None = None
     truth: str | None = None  # translation: a folder of exact translations, by test file path
+    # a folder of images to score in place of run_dir's generator (`gan evaluate --images`)
+    images: str | None = None
     num_samples: int | None = Field(None, gt=0)  # default: size of the train split
     batch_size: int = Field(64, gt=0, le=MAX_BATCH)
     seed: Seed = 0
-    # default: every registered metric measured with an extractor (fid, kid, isc, prc)
+    # default: every registered metric measured with an extractor (fid, kid, isc, prc, dc)
     metrics: list[MetricName] = Field(default_factory=metric_registry.extractor_metric_names)
     kid_subset_size: int | None = Field(None, gt=1)  # None: the largest the counts allow
     # classifier_confident: fraction of samples whose top class probability is >= this

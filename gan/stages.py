@@ -74,11 +74,19 @@ class Param:
 
 @dataclass(frozen=True)
 class Flag:
-    """A `gan <stage>` option that stands for an override: `--fresh` is `-S train.resume=false`."""
+    """A `gan <stage>` option that stands for an override: `--fresh` is `-S train.resume=false`;
+    one with a `metavar` takes a value for the key `override` names: `--images DIR` is
+    `-S evaluate.images=DIR`."""
 
     option: str
-    override: str
+    override: str  # key=value; with a metavar, the key
     help: str
+    metavar: str | None = None
+
+    def given(self, value: str) -> str:
+        """The override for the option's value, quoted so that YAML reads it as the string
+        it is (a path of digits, or with ': ', stays a path)."""
+        return f"{self.override}={json.dumps(value)}"
 
 
 @dataclass(frozen=True)
@@ -282,7 +290,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="evaluate",
-        help="FID/KID/IS/precision-recall of a run's generator",
+        help="FID, KID, IS, precision/recall, density/coverage of a run's generator or a folder",
         function="gan.metrics.evaluate:evaluate",
         sections=("evaluate",),
         code=("gan/metrics", "gan/training/ema.py", *RUNS_MODELS),
@@ -291,8 +299,19 @@ STAGES: tuple[Stage, ...] = (
             Io("{evaluate.run_dir}/export"),
             Io("{evaluate.classifier}"),
             Io("{evaluate.truth}", optional=True),
+            Io("{evaluate.images}", optional=True),
         ),
         outputs=(Io("{evaluate.output}"),),
+        flags=(
+            Flag(
+                "--images",
+                "evaluate.images",
+                "score this folder of images (class subfolders: labelled) in place of the "
+                "run's generator",
+                metavar="DIR",
+            ),
+            Flag("--out", "evaluate.output", "write the reports here", metavar="DIR"),
+        ),
     ),
     Stage(
         name="promote",

@@ -68,7 +68,7 @@ def _promote(tmp_path, run, report: str, **kw) -> dict:
 def test_a_registered_metric_is_measured_recorded_and_offered(
     toy, tmp_path, digits16, classifier, plugin
 ):
-    assert EvaluateConfig().metrics == ["fid", "kid", "isc", "prc", TOY]  # the default: all
+    assert EvaluateConfig().metrics == ["fid", "kid", "isc", "prc", "dc", TOY]  # the default: all
     run = make_run(tmp_path, "first", seed=1)
     both = _config(
         tmp_path, digits16, run, classifier[0], "both", metrics=["fid", TOY],

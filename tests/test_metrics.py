@@ -224,7 +224,7 @@ def test_evaluate_writes_metrics_and_is_deterministic(
     report = tmp_path / "report"
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics) == {
-        "fid", "kid", "kid_std", "is", "is_std", "precision", "recall",
+        "fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage",
         "classifier_is", "class_coverage", "class_entropy", "classifier_test_accuracy",
         "classifier_confident", "classifier_confident_real", "extractor_skill",
         "kid_subset_size", "fid_real_floor", "kid_real_floor", "kid_real_floor_std",

@@ -1,5 +1,7 @@
-"""The evaluate stage: the registered metrics (FID, KID, IS, precision/recall, ...) of a
-run's exported generator.
+"""The evaluate stage: the registered metrics (FID, KID, IS, precision/recall,
+density/coverage, ...) of a run's exported generator, or of a folder of images made
+elsewhere (`evaluate.images`, gan.metrics.image_folder). Both feed (images, labels or
+None) into one scoring function, `score_samples`, so a folder is judged exactly as a run.
 
 Generated samples (gan.metrics.core: the sampling HPO trials use too) are compared with
 the test split through torch-fidelity, under the measurement settings of the evaluate
@@ -22,13 +24,18 @@ extractor's skill (gan.metrics.extractor_quality; a weak extractor is warned abo
 and refused by promote).
 
 Outputs, replaced together or not at all (gan.metrics.outputs): metrics.json (flat
-numbers), protocol.json (see gan.metrics.protocol), samples.png (64 samples).
+numbers), protocol.json (see gan.metrics.protocol; a folder's adds ``images``: its count,
+source sizes and modes, and how many were converted), samples.png (the first 64).
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from gan.config import EvaluateConfig
 from gan.data.shards import load_split, read_manifest
@@ -51,6 +58,7 @@ from gan.metrics.core import (
 )
 from gan.metrics.fidelity import compute_metrics, reference_cache_name
 from gan.metrics.floors import real_floor
+from gan.metrics.image_folder import read_image_folder
 from gan.metrics.outputs import replaced_dir
 from gan.metrics.registry import keyed
 from gan.metrics.settings import (
@@ -69,31 +77,33 @@ __all__ = [  # also the names tests and callers import from here
     "evaluate",
     "generate_samples",
     "measure",
+    "measure_folder",
     "reference_cache_name",
 ]
 
 
 def _classifier_figures(
-    cfg: EvaluateConfig, exported, fake, labels, content_hash, real, settings: MeasureSettings
+    cfg: EvaluateConfig, samples: Samples, reference: Reference, settings: MeasureSettings
 ) -> tuple[dict, str | None]:
     """The figures of the metrics that need the classifier, when there is one; ({}, None)
-    when there is none. `real` (the reference split) gives the confident fraction's ceiling."""
+    when there is none. The reference split gives the confident fraction's ceiling; the
+    samples' labels the conditional figures, when they index the classifier's classes."""
     if not (Path(cfg.classifier) / CLASSIFIER_WEIGHTS).is_file():
         return {}, None
-    trained = checked_classifier(cfg.classifier, content_hash, cfg.data)
-    conditional = exported.conditional and labels is not None
-    if conditional and trained.model.num_classes != exported.data.num_classes:
-        conditional = False
-    figures = classifier_metrics(
-        trained.model, fake, real, settings, labels if conditional else None
-    )
+    trained = checked_classifier(cfg.classifier, reference.content_hash, cfg.data)
+    labels = samples.labels if trained.model.num_classes == samples.num_classes else None
+    figures = classifier_metrics(trained.model, samples.images, reference.images, settings, labels)
     figures["classifier_test_accuracy"] = float(trained.meta["test_accuracy"])
     return figures, trained.weights_sha256
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
-    """Run the evaluate stage on cfg.run_dir's export; returns {"metrics", "protocol"} as written."""
-    m = measure(cfg, Path(cfg.run_dir) / "export")
+    """Run the evaluate stage on cfg.run_dir's export, or on the folder `evaluate.images`;
+    returns {"metrics", "protocol"} as written."""
+    if cfg.images:
+        m = measure_folder(cfg, cfg.images)
+    else:
+        m = measure(cfg, Path(cfg.run_dir) / "export")
     with replaced_dir(cfg.output) as out:  # the three files together, or the previous ones
         write_json(out / "metrics.json", m.metrics)
         write_json(out / "protocol.json", m.protocol)
@@ -130,6 +140,39 @@ def sample_count(cfg: EvaluateConfig) -> int:
     return n
 
 
+@dataclass(frozen=True)
+class Samples:
+    """What is scored: uint8 NCHW images and the class each was asked for, out of
+    `num_classes` (None: unlabelled, or a model that ignores labels)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    num_classes: int = 0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference split the samples are scored against, and the data's content hash."""
+
+    content_hash: str
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def load_reference(cfg: EvaluateConfig, settings: MeasureSettings) -> Reference:
+    content_hash = reference_content_hash(cfg.data)
+    split = load_split(cfg.data, settings.reference_split)
+    if len(split.images) < 2:
+        raise GanError(
+            f"{cfg.data}: the {settings.reference_split!r} split needs at least 2 images (preprocess.test_fraction)"
+        )
+    return Reference(content_hash, split.images, split.labels)
+
+
+def _feature_cache(cfg: EvaluateConfig, content_hash: str) -> FeatureCache:
+    return FeatureCache(content_hash, cfg.cache_dir, pick_device(cfg.device).type == "cuda")
+
+
 def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     """Evaluate any exported generator (a run's, or a registry copy) under cfg's protocol.
 
@@ -138,31 +181,71 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     champion when the data or extractor changed since it was measured.
     """
     settings = settings_from(cfg, sample_count(cfg))  # a missing extractor fails first
-    content_hash = reference_content_hash(cfg.data)
-    reference = load_split(cfg.data, settings.reference_split)
-    real = reference.images
-    if len(real) < 2:
-        raise GanError(
-            f"{cfg.data}: the {settings.reference_split!r} split needs at least 2 images (preprocess.test_fraction)"
-        )
-    device = pick_device(cfg.device)
-    cache = FeatureCache(content_hash, cfg.cache_dir, device.type == "cuda")
-    exported = load_export(export_dir, device)
+    reference = load_reference(cfg, settings)
+    cache = _feature_cache(cfg, reference.content_hash)
+    exported = load_export(export_dir, pick_device(cfg.device))
     if is_translation(exported.family):  # translation families: test A <-> test B
         return measure_translation(cfg, exported, settings, cache)
-    n = settings.num_samples
     fake, labels = generate_samples(
-        exported, n, settings.seed, settings.batch_size, settings.truncation
+        exported, settings.num_samples, settings.seed, settings.batch_size, settings.truncation
     )
-    if fake.shape[1:] != real.shape[1:]:
+    if fake.shape[1:] != reference.images.shape[1:]:
         raise GanError(
             f"{export_dir}: generates {tuple(fake.shape[1:])} images but "
-            f"evaluate.data {cfg.data} holds {tuple(real.shape[1:])}; evaluate against the data it was trained on"
+            f"evaluate.data {cfg.data} holds {tuple(reference.images.shape[1:])}; evaluate against the data it was trained on"
         )
-
-    figures, classifier_sha = _classifier_figures(
-        cfg, exported, fake, labels, content_hash, real, settings
+    asked = labels if exported.conditional else None  # others draw whatever class they like
+    return score_samples(
+        cfg, settings, reference, cache, Samples(fake, asked, exported.data.num_classes)
     )
+
+
+def measure_folder(cfg: EvaluateConfig, folder: str | Path) -> Measurement:
+    """Evaluate a folder of images under cfg's protocol, as many as it holds
+    (gan.metrics.image_folder: converted as preprocess converts; class folders give labels).
+
+    The protocol is a generator's with the folder's count as ``num_samples``, plus an
+    ``images`` entry saying what the folder held and how it was converted."""
+    usual = sample_count(cfg)
+    settings = settings_from(cfg, usual)  # a missing extractor fails first
+    manifest = read_manifest(cfg.data)
+    if manifest.get("domains"):
+        raise GanError(
+            f"{cfg.data}: a translation dataset (domains {', '.join(manifest['domains'])}); "
+            "a folder of images is scored against data of one domain"
+        )
+    reference = load_reference(cfg, settings)
+    found = read_image_folder(folder, manifest)
+    n = len(found.images)
+    if n < 2:
+        raise GanError(f"{folder}: holds 1 image; FID needs at least 2")
+    if n < usual:
+        warnings.warn(
+            f"{folder}: {n} images, fewer than the {usual} samples a run is measured with; "
+            "FID and KID's floor depend on the count, so compare only with results of as many",
+            stacklevel=2,
+        )
+    settings = settings.with_samples(n)
+    cache = _feature_cache(cfg, reference.content_hash)
+    classes = len(manifest.get("classes") or [])
+    m = score_samples(cfg, settings, reference, cache, Samples(found.images, found.labels, classes))
+    m.protocol["images"] = found.record
+    return m
+
+
+def score_samples(
+    cfg: EvaluateConfig,
+    settings: MeasureSettings,
+    reference: Reference,
+    cache: FeatureCache,
+    samples: Samples,
+) -> Measurement:
+    """Every figure of the samples against the reference under `settings`, whatever made
+    them (a generator or a folder): each extractor's metrics with its real-vs-real floor
+    and skill, the classifier's figures, and with labels the conditional ones and FID per
+    class; with the protocol they hold under and the first samples' grid."""
+    fake, real = samples.images, reference.images
+    figures, classifier_sha = _classifier_figures(cfg, samples, reference, settings)
     accuracy = figures.get("classifier_test_accuracy")
     metrics: dict[str, float] = {}
     for label, extractor in settings.extractors.items():  # each: its figures under its label
@@ -172,12 +255,18 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
         found.update(extractor_skill(extractor, skill_from, reference.labels))
         metrics.update({keyed(k, label): v for k, v in found.items()})
     if "kid" in metrics:
-        metrics["kid_subset_size"] = kid_subset(settings.kid_subset_size, n, len(real))
+        metrics["kid_subset_size"] = kid_subset(settings.kid_subset_size, len(fake), len(real))
     metrics.update(figures)
-    if exported.conditional and labels is not None and "fid" in cfg.metrics:
+    if samples.labels is not None and "fid" in cfg.metrics:
         per_class = per_class_fid(
-            fake, labels, real, reference.labels, settings.extractors[DEFAULT], settings, cache.cuda
+            fake,
+            samples.labels,
+            real,
+            reference.labels,
+            settings.extractors[DEFAULT],
+            settings,
+            cache.cuda,
         )
         metrics.update(per_class)
-    protocol = settings.protocol(content_hash, classifier_sha, metrics, len(real))
+    protocol = settings.protocol(reference.content_hash, classifier_sha, metrics, len(real))
     return Measurement(metrics, protocol, fake[:GRID_SAMPLES])

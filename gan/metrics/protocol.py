@@ -6,6 +6,9 @@ must be equal for two results to be compared, except:
   features of a fixed network, and refusing them would strand every champion on upgrade;
 - ``metrics``: which metrics were computed; the registry checks that its primary metric
   is present on both sides;
+- ``images``: where a folder's samples came from and how they were converted (`gan
+  evaluate --images`): like the generator of a run, the samples are what is measured,
+  not how;
 - the extractors the compared figure was not measured with: ``extractor`` and
   ``extractor_weights_sha256`` name the default extractor, whose figures have plain names
   (``fid``); ``extractors`` holds the same two keys for each other extractor by its
@@ -15,8 +18,10 @@ must be equal for two results to be compared, except:
   as they did.
 Everything else (the precision samples were generated in, fp32 where a protocol from
 before it was recorded does not say; sample count, reference split and its content hash, seed, truncation,
-KID subset size, IS splits, PRC neighbourhood, generation batch size, classifier weights
-hash, the classifier_confident threshold) changes the numbers, so it must match.
+KID subset size, IS splits, PRC and density/coverage neighbourhoods, generation batch
+size, classifier weights hash, the classifier_confident threshold) changes the numbers, so
+it must match; a key protocols gained later counts as absent at the value its absence meant
+(IMPLIED_WHEN_ABSENT).
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ from typing import Any
 
 from gan.metrics.registry import split_key
 
-NOT_COMPARED = frozenset({"torch", "torch_fidelity", "metrics"})
+NOT_COMPARED = frozenset({"torch", "torch_fidelity", "metrics", "images"})
+# Keys protocols gained later, and what a protocol written before them means by saying
+# nothing: samples generated in fp32; density/coverage (absent then) at Naeem et al.'s
+# k = 5. Literals, not the settings' constants: what an old protocol meant never changes.
+IMPLIED_WHEN_ABSENT = {"generation_precision": "fp32", "dc_neighborhood": 5}
 OTHER_EXTRACTORS = "extractors"
 EXTRACTOR_FIELDS = ("extractor", "extractor_weights_sha256")
 
@@ -35,8 +44,9 @@ def comparable_protocol(protocol: Mapping[str, Any], metric: str | None = None) 
     """The protocol keys that must be equal for two results to be compared; with `metric`
     (a metrics.json key), only the extractor that measured it counts."""
     out = {k: v for k, v in protocol.items() if k not in NOT_COMPARED}
-    if out.get("generation_precision") == "fp32":  # protocols from before it was recorded
-        del out["generation_precision"]  # say nothing and mean fp32
+    for key, implied in IMPLIED_WHEN_ABSENT.items():
+        if key in out and out[key] == implied:
+            del out[key]
     if metric is None:
         return out
     out.pop(OTHER_EXTRACTORS, None)

@@ -16,7 +16,7 @@ What a metric may need (``NEEDS``):
 - ``labels``: the class each sample was asked for; only conditional families have them.
 
 Figures (the keys of metrics.json) are named after what they measure: ``fid``; ``kid``
-and ``kid_std``; ``is``, ``precision``, ... Several extractors may measure at once
+and ``kid_std``; ``is``, ``precision``, ``density``, ... Several extractors may measure at once
 (``evaluate.extra_extractors``): the default extractor's figures keep these plain names,
 so existing registries and studies keep working, and another extractor's carry its label
 after an ``@``: ``fid@autoencoder``, ``fid_real_floor@autoencoder``. A translation
@@ -301,6 +301,12 @@ register_metric(
     needs={"features", "reference"},
     figures=[Figure("precision", True, **_UNIT), Figure("recall", True, **_UNIT)],
     compute=f"{_FIDELITY}:prc_metric",
+)
+register_metric(  # Naeem et al. 2020: from the real neighbourhoods only, robust to outliers
+    "dc",
+    needs={"features", "reference"},
+    figures=[Figure("density", True, 0.0), Figure("coverage", True, **_UNIT)],
+    compute="gan.metrics.density_coverage:dc_metric",
 )
 register_metric(
     "classes",

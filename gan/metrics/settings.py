@@ -28,6 +28,7 @@ REFERENCE_SPLIT = "test"
 DEFAULT = ""  # the default extractor's label: its figures keep their plain names
 ISC_SPLITS = 10
 PRC_NEIGHBORHOOD = 3
+DC_NEIGHBORHOOD = 5  # density and coverage's k (Naeem et al. 2020; gan.metrics.density_coverage)
 
 
 def kid_subset(requested: int | None, n_fake: int, n_real: int) -> int:
@@ -92,6 +93,7 @@ class MeasureSettings:
             confident_threshold=self.confident_threshold,
             isc_splits=min(ISC_SPLITS, self.num_samples),
             prc_neighborhood=PRC_NEIGHBORHOOD,
+            dc_neighborhood=DC_NEIGHBORHOOD,
         )
 
     def translation_protocol(
