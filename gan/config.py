@@ -160,6 +160,21 @@ class TrainConfig(Section):
     progress: bool = True
     threads: int | None = Field(None, gt=0)  # CPU threads for torch; None: one per core
     world_size: int = Field(1, gt=0)  # data-parallel processes (one per GPU); batch_size is global
+    # snapshots (gan/training/snapshots.py): every metrics_every steps and at the last (0:
+    # none), FID and KID of metrics_samples samples under the evaluate section's settings
+    metrics_every: int = Field(0, ge=0)
+    metrics_samples: int = Field(256, ge=2)
+    best_metric: Literal["fid", "kid"] = "fid"  # what picks the best snapshot
+    export: Literal["last", "best"] = "last"  # best: the best snapshot's EMA generator
+
+    @model_validator(mode="after")
+    def _best_needs_snapshots(self) -> TrainConfig:
+        if self.export == "best" and not self.metrics_every:
+            raise ValueError(
+                "train.export: best picks the best snapshot, but train.metrics_every is 0 "
+                "(no snapshots); set train.metrics_every, e.g. 250, or train.export: last"
+            )
+        return self
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> TrainConfig:

@@ -281,9 +281,13 @@ STAGES: tuple[Stage, ...] = (
         name="train",
         help="train (resumes the run's latest checkpoint by default)",
         function="gan.training.loop:train",
-        sections=("train",),
-        code=("gan/training", *RUNS_MODELS, "gan/progress.py"),
-        inputs=(Io("{train.data}"),),
+        # evaluate: what train.metrics_every's snapshots are measured under and with
+        sections=("train", "evaluate"),
+        code=("gan/training", "gan/metrics", *RUNS_MODELS, "gan/progress.py"),
+        inputs=(
+            Io("{train.data}"),
+            Io("{evaluate.classifier}", why="the extractor of train.metrics_every's snapshots"),
+        ),
         outputs=(TRAIN_RUN,),
         says=_trained_line,
         flags=(Flag("--fresh", "train.resume=false", "ignore existing checkpoints of the run"),),

@@ -52,6 +52,9 @@ def repo(tmp_path_factory) -> Path:
     log = root / "runs/digits-dcgan/log.csv"
     log.parent.mkdir(parents=True)
     log.write_text("step,loss_D_main,loss_G_main,img_per_s\n50,1.3,0.7,810\n100,1.1,0.9,790\n")
+    snapshots = log.parent / "dvclive/plots/metrics/snapshot_fid.tsv"  # train.metrics_every's
+    snapshots.parent.mkdir(parents=True)
+    snapshots.write_text("step\tsnapshot_fid\n50\t40.2\n100\t31.5\n")
     vendor = root / "vendor"
     vendor.mkdir()
     for tgz in (REPO / ".venv/share/vega").glob("*.tgz"):
@@ -78,7 +81,7 @@ def test_its_own_scripts_render_every_chart(repo):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     shown = json.loads(out.stdout)
-    assert shown["embed"] == "function" and len(shown["plots"]) == 2  # losses, throughput
+    assert shown["embed"] == "function" and len(shown["plots"]) == 3  # losses, img/s, FID
     for plot in shown["plots"]:
         assert plot["paths"] > 0 and "step" in plot["titles"]
 

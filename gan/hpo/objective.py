@@ -30,7 +30,6 @@ import torch
 from pydantic import ValidationError
 
 from gan.config import EvaluateConfig, HpoConfig, Params, TrainConfig
-from gan.data.shards import load_split
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.export import Exported
@@ -46,6 +45,7 @@ from gan.metrics.core import (
 )
 from gan.metrics.registry import Metric, metric_of, ranked_figures
 from gan.metrics.settings import FeatureCache, MeasureSettings, settings_from
+from gan.metrics.snapshot import reference_images
 from gan.metrics.translation import DIRECTIONS, translate_images
 from gan.models import get_family
 from gan.training.inference import inference_copy
@@ -104,17 +104,8 @@ def load_reference(
     the data) for an objective that needs it (classifier_confident)."""
     settings = settings_from(evaluate, 0, extras=False)  # each measurement sets its count
     content_hash = reference_content_hash(train_cfg.data)
-    split = load_split(train_cfg.data, settings.reference_split)
-    if is_translation(get_family(train_cfg.model.family)):
-        real = {d: split.domain(i).images for i, d in enumerate("AB")}
-    else:
-        real = {"": split.images}
-    for d, images in real.items():
-        if len(images) < 2:
-            where = f" of domain {d}" if d else ""
-            raise GanError(
-                f"{train_cfg.data}: the {settings.reference_split!r} split needs at least 2 images{where}"
-            )
+    translation = is_translation(get_family(train_cfg.model.family))
+    real = reference_images(train_cfg.data, settings.reference_split, translation)
     trained = (
         checked_classifier(evaluate.classifier, content_hash, train_cfg.data)
         if classifier
@@ -236,6 +227,8 @@ def trial_config(
         checkpoint_every=steps,
         sample_every=steps,
         keep_checkpoints=1,
+        metrics_every=0,  # a trial is measured by its report hook, not by snapshots
+        export="last",
     )
 
 

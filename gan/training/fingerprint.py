@@ -26,16 +26,18 @@ from gan.config import TrainConfig, dump_section
 
 # Train keys that do not change the weights a run produces at a given step: where it is
 # written, how often it logs, samples and saves, how long it runs (the lr schedule counts
-# its own steps), CPU threads, and init_from, which only a fresh start reads (a resume
-# continues its own checkpoint). The fingerprint ignores exactly these, so a run can be
-# resumed and extended. gan/hpo/settings.py derives study settings from this list too,
+# its own steps), CPU threads, init_from, which only a fresh start reads (a resume
+# continues its own checkpoint), and the snapshots' keys: they choose which step's weights
+# are exported, never change any (the best snapshot carries its measurement protocol in
+# the checkpoint: gan/training/snapshots.py). The fingerprint ignores exactly these, so a
+# run can be resumed and extended. gan/hpo/settings.py derives study settings from this list too,
 # but keeps init_from (a warm start changes what a fresh trial measures) and ignores
 # device (workers on other machines join the same study).
 NEUTRAL_KEYS = frozenset(
     {
         "steps", "progress", "log_every", "sample_every", "checkpoint_every",
         "keep_checkpoints", "keep_set_aside", "resume", "grid_size", "runs_dir", "run",
-        "init_from", "threads",
+        "init_from", "threads", "metrics_every", "metrics_samples", "best_metric", "export",
     }
 )  # fmt: skip
 

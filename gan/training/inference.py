@@ -11,6 +11,14 @@ STANDING_STATS_BATCH_SIZE = 64
 STANDING_STATS_SEED = 2**31 - 7
 
 
+def labels_for(num_classes: int):
+    """The trainer's labels for n samples, `(n, device) -> i % num_classes`, as grids,
+    snapshots and evaluation ask for them; None when the data has no classes."""
+    if num_classes <= 0:
+        return None
+    return lambda n, device: torch.arange(n, device=device) % num_classes
+
+
 @torch.no_grad()
 def inference_copy(G_ema: nn.Module, family, labels_for=None) -> nn.Module:
     """A copy of the EMA generator with batch-norm "standing statistics".

@@ -1,11 +1,13 @@
 """`gan train`: the training loop and nothing else (stylegan2-ada's training_loop.py spirit).
 
 Runs each phase of the family's objective, keeps the EMA generator, logs a row per
-`log_every` steps, saves fixed-latent grids and checkpoints, and exports the generator.
+`log_every` steps, saves fixed-latent grids and checkpoints, measures snapshots
+(gan/training/snapshots.py) and exports the generator: the last, or the best snapshot.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -15,7 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from gan.config import TrainConfig, dump_section
+from gan.config import EvaluateConfig, TrainConfig, dump_section
 from gan.data.shards import load_split
 from gan.device import Precision, cpu_threads, pick_device, pick_precision
 from gan.errors import GanError, Interrupted
@@ -45,10 +47,11 @@ from gan.training.distributed import (
     current,
 )
 from gan.training.ema import update_ema
-from gan.training.inference import inference_copy
+from gan.training.inference import inference_copy, labels_for
 from gan.training.interrupt import StopOnSignal
 from gan.training.log import MetricsLog
 from gan.training.session import Session
+from gan.training.snapshots import Snapshots, snapshot_due
 from gan.training.streams import Streams
 
 
@@ -92,21 +95,15 @@ def _restore(session: Session, cfg: TrainConfig) -> None:
 def _grid(session: Session, cfg: TrainConfig, paths: list[Path], G=None) -> None:
     """The fixed-latent grid at `paths`, from `G` or a fresh inference copy of G_ema."""
     family, device = session.family, session.precision.device
-    labels_for = _labels_for(session.data.num_classes)
+    labels_of = labels_for(session.data.num_classes)
     if G is None:
-        G = inference_copy(family.nets[family.export_net], family, labels_for)
+        G = inference_copy(family.nets[family.export_net], family, labels_of)
     gen = torch.Generator(device=device).manual_seed(Streams(cfg.seed).seed("grid"))
-    labels = labels_for(cfg.grid_size, device) if labels_for else None
+    labels = labels_of(cfg.grid_size, device) if labels_of else None
     with torch.no_grad():
         images = family.preview(G, cfg.grid_size, gen, labels=labels)
     for path in paths:
         save_grid(images, path, scale=max(1, 64 // session.data.resolution))
-
-
-def _labels_for(num_classes: int):
-    if num_classes <= 0:
-        return None
-    return lambda n, device: torch.arange(n, device=device) % num_classes
 
 
 def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
@@ -153,11 +150,14 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
 StepHook = Callable[[int, Session], None]
 
 
-def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, evaluate: EvaluateConfig | None = None, hooks: list[StepHook] | None = None
+) -> dict[str, Any]:
     """Train (or resume) the run in cfg.run_dir; returns the run summary also in run.json.
 
-    `hooks` are called after every step with (steps done, session), e.g. to report an
-    intermediate metric to an Optuna pruner; an exception from a hook ends the run.
+    `evaluate`: the settings snapshots are measured under (`train.metrics_every` needs
+    them). `hooks` are called after every step with (steps done, session), e.g. to report
+    an intermediate metric to an Optuna pruner; an exception from a hook ends the run.
     """
     device = pick_device(cfg.device)
     ranks = current()
@@ -169,7 +169,7 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
         if hooks:
             raise GanError("step hooks (e.g. an Optuna trial) need train.world_size 1")
         if not launch.launched_by_torchrun():
-            return launch.spawn(cfg, device, train)
+            return launch.spawn(cfg, device, functools.partial(train, evaluate=evaluate))
         ranks, joined = launch.join_torchrun(cfg.world_size, device), True
     elif ranks.world_size != cfg.world_size:
         raise GanError(
@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, hooks: list[StepHook] | None = None) -> dict[str, An
         joined = False  # single process, or a rank of a group someone else created
     try:
         with cpu_threads(cfg.threads):
-            return _train(cfg, hooks, ranks.device(device), ranks)
+            return _train(cfg, evaluate, hooks, ranks.device(device), ranks)
     finally:
         if joined:
             torch.distributed.destroy_process_group()
@@ -195,7 +195,11 @@ def precision_for(cfg: TrainConfig, device: torch.device) -> Precision:
 
 
 def _train(
-    cfg: TrainConfig, hooks: list[StepHook] | None, device: torch.device, ranks: Ranks
+    cfg: TrainConfig,
+    evaluate: EvaluateConfig | None,
+    hooks: list[StepHook] | None,
+    device: torch.device,
+    ranks: Ranks,
 ) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -211,6 +215,7 @@ def _train(
     session = Session(cfg, split, precision, ranks)
     if ranks.main:
         _log(f"precision: {precision.describe()}")
+        session.snapshots = Snapshots.start(cfg, evaluate, session)  # rank 0 measures
     _restore(session, cfg)
     main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
     log = MetricsLog(run_dir / "log.csv", resume_step=session.step) if main else None
@@ -253,7 +258,8 @@ def _steps(
     for step in range(session.step, cfg.steps):
         done = step + 1
         last = done == cfg.steps
-        measure = done % cfg.log_every == 0 or last
+        snapshot = snapshot_due(cfg, done)  # a logging step too, on every rank
+        measure = done % cfg.log_every == 0 or last or snapshot
         row = run_phases(session, step, measure)
         saving = done % cfg.checkpoint_every == 0 or last
         if measure or saving or hooks:  # never checkpoint, log or report diverged weights
@@ -273,11 +279,14 @@ def _steps(
         if measure and log is not None:
             now = time.perf_counter()
             img_s = (session.images_seen - seen) * ranks.world_size / max(now - last_time, 1e-9)
-            last_time, seen = now, session.images_seen
             lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in session.optimizers.items()}
-            log.append({"step": done, **row, **lrs, "img_per_s": img_s})
+            row = {"step": done, **row, **lrs, "img_per_s": img_s}
+            if snapshot and session.snapshots is not None:
+                row |= session.snapshots.take(done)
+            log.append(row)  # img/s counts training alone: the clock restarts after it
+            last_time, seen = time.perf_counter(), session.images_seen
             bar.set_postfix(
-                {k: f"{v:.3g}" for k, v in row.items() if k.startswith("loss_")}
+                {k: f"{v:.3g}" for k, v in row.items() if k.startswith(("loss_", "snapshot_fid"))}
                 | {"img/s": f"{img_s:.0f}"}
             )
         if main and done % cfg.sample_every == 0 and not last:  # the last: _finish's copy
@@ -322,21 +331,20 @@ def _check_batch(cfg: TrainConfig, split) -> None:
 
 
 def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int) -> dict[str, Any]:
-    family, run_dir = session.family, cfg.run_dir
-    G = inference_copy(
-        family.nets[family.export_net], family, _labels_for(session.data.num_classes)
-    )
+    family, run_dir, snapshots = session.family, cfg.run_dir, session.snapshots
+    grids = [run_dir / "samples" / f"step-{cfg.steps:08d}.png", run_dir / "samples.png"]
+    if cfg.export == "best" and snapshots is not None:
+        G, export_step = snapshots.export_generator()
+        _grid(session, cfg, grids[:1])  # the last step's grid; samples.png shows the export
+        grids = grids[1:]
+    else:
+        labels = labels_for(session.data.num_classes)
+        G, export_step = inference_copy(family.nets[family.export_net], family, labels), cfg.steps
     classes = read_json(Path(cfg.data) / "manifest.json").get("classes") or None
     save_export(
         run_dir / "export", family.name, dump_section(cfg.model), session.data, G, classes=classes
     )
-    # one set of sampling statistics for the export and both final grids (they are slow)
-    _grid(
-        session,
-        cfg,
-        [run_dir / "samples" / f"step-{cfg.steps:08d}.png", run_dir / "samples.png"],
-        G,
-    )
+    _grid(session, cfg, grids, G)  # the export's sampling statistics serve its grids too
     ckpt = latest_checkpoint(run_dir)
     images = session.images_seen * session.ranks.world_size
     summary = {
@@ -351,6 +359,8 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         "resumed_from_step": start_step,
         "checkpoint": str(ckpt) if ckpt else None,
         "export": str(run_dir / "export"),
+        "export_step": export_step,  # train.export: best picks an earlier one
+        **({"snapshots": snapshots.summary()} if snapshots is not None else {}),
         "device": str(session.precision.device),
         "world_size": session.ranks.world_size,
         "bf16": session.precision.bf16,
@@ -359,5 +369,5 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         "img_per_s": round(images / seconds, 1) if seconds > 0 and images else None,
     }
     write_json(run_dir / "run.json", summary)
-    _log(f"done: {cfg.steps} steps, export in {run_dir / 'export'}")
+    _log(f"done: {cfg.steps} steps, export (step {export_step}) in {run_dir / 'export'}")
     return summary

@@ -23,6 +23,7 @@ from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase
 from gan.training.distributed import Ranks
 from gan.training.fingerprint import fingerprint
 from gan.training.finite import FiniteWatch
+from gan.training.snapshots import Snapshots
 from gan.training.streams import Streams
 
 
@@ -155,6 +156,8 @@ class Session:
         self.images_seen = 0  # real images drawn by this process's phases (for img/s)
         self.watch = FiniteWatch(device)
         self.phase_logs: dict[str, dict[str, torch.Tensor]] = {}  # each phase's latest values
+        # rank 0's snapshots and the best one (gan/training/snapshots.py; None: off)
+        self.snapshots: Snapshots | None = None
 
     # -- which parameters a phase trains ------------------------------------------------
     def train_only(self, optimizer: str, graph_for: str | None = None) -> None:
@@ -195,6 +198,7 @@ class Session:
             "family_state": self.family.state_dict(),
             "rng": rank_rngs[0],
             **({"rank_rng": rank_rngs} if self.ranks.active else {}),
+            **({"snapshots": self.snapshots.state_dict()} if self.snapshots else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any], source: str | Path) -> None:
@@ -213,6 +217,8 @@ class Session:
             self.augment.load_state_dict(rng["augment"])
             self.family.load_rng_state(rng["family"])
             self.family.load_state_dict(state.get("family_state", {}))
+            if self.snapshots is not None:
+                self.snapshots.load_state_dict(state.get("snapshots"))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise GanError(
                 f"{source}: checkpoint does not fit this model ({type(exc).__name__}: {exc})"

@@ -28,9 +28,11 @@ STREAMS = {
     "latents": "the family's `noise`: latents, sampled labels, penalty interpolation",
     "family": "the family's own streams under data parallelism (CycleGAN's image pools)",
     "grid": "the fixed latents of the sample grids",
+    "snapshots": "snapshots' latents and KID subsets, and torch's streams while they measure",
 }
-# The same on every rank: every rank builds the same networks; grids are rank 0's alone.
-SHARED = frozenset({"init", "grid"})
+# The same on every rank: every rank builds the same networks; grids and snapshots are
+# rank 0's alone.
+SHARED = frozenset({"init", "grid", "snapshots"})
 
 
 @dataclass(frozen=True)
