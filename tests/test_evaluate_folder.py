@@ -217,3 +217,19 @@ def test_an_unusable_folder_is_one_clear_error(params_file, tmp_path, capsys, ma
     assert code == 2 and "Traceback" not in err
     assert err.startswith(f"error: {named}:") and says in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_generators_evaluation_is_never_replaced_by_a_folders(
+    params_file, digits16, tmp_path, capsys
+):
+    images, out = tmp_path / "real", tmp_path / "reports" / "evaluate"
+    export_split(digits16, "test", images)
+    out.mkdir(parents=True)
+    kept = {"metrics.json": '{"fid": 4.3}', "protocol.json": '{"extractor": "classifier"}'}
+    for name, text in kept.items():
+        (out / name).write_text(text)
+    code = main(["evaluate", "-p", str(params_file), "--images", str(images), "-S",
+                 f"evaluate.output={out}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("error:") == 1 and "--out" in err and str(out) in err
+    assert {p.name: p.read_text() for p in out.iterdir()} == kept

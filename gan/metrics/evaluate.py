@@ -30,6 +30,7 @@ source sizes and modes, and how many were converted), samples.png (the first 64)
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Run the evaluate stage on cfg.run_dir's export, or on the folder `evaluate.images`;
     returns {"metrics", "protocol"} as written."""
     if cfg.images:
+        refuse_to_replace_run_report(cfg.output)
         m = measure_folder(cfg, cfg.images)
     else:
         m = measure(cfg, Path(cfg.run_dir) / "export")
@@ -109,6 +111,23 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         write_json(out / "protocol.json", m.protocol)
         save_grid(m.grid, out / "samples.png", nrow=8, scale=max(1, 64 // m.grid.shape[-1]))
     return {"metrics": m.metrics, "protocol": m.protocol}
+
+
+def refuse_to_replace_run_report(output: str | Path) -> None:
+    """A folder's scores never replace a generator's evaluation (the pipeline's DVC output
+    reports/evaluate, by default): `gan evaluate --images DIR` without `--out` would."""
+    previous = Path(output) / "protocol.json"
+    if not previous.is_file():
+        return
+    try:
+        held = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        held = {}
+    if isinstance(held, dict) and "images" not in held:
+        raise GanError(
+            f"evaluate.output {output} holds a generator's evaluation; "
+            "give the folder's scores their own place with --out DIR"
+        )
 
 
 def per_class_fid(fake, labels, real, real_labels, extractor, settings, cuda) -> dict[str, float]:
