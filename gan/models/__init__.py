@@ -12,6 +12,7 @@ FAMILIES: dict[str, str] = {
     "cyclegan": "gan.models.cyclegan:CycleGAN",
     "stylegan2": "gan.models.stylegan2.family:StyleGAN2",
     "biggan": "gan.models.biggan.family:BigGAN",
+    "r3gan": "gan.models.r3gan.family:R3GAN",
 }
 
 

@@ -1,0 +1,139 @@
+"""R3GAN as a ganops family: the objective of brownvc/R3GAN's R3GAN/Trainer.py as phases.
+
+D_main, then G_main, each on a real batch of its own with fresh latents, as the official
+loop fetches two batches per iteration: D minimises RpGAN's softplus(D(fake) - D(real))
+plus (gamma / 2) * (R1 + R2), R1 at the real images before augmentation and R2 at the
+detached fakes, every step and in the same backward pass; G minimises softplus(D(real) -
+D(fake)) on its own real batch, with D frozen. The loss is the registered `rpgan`
+objective (gan/objectives.py), its gammas this config's `r1_gamma` and `r2_gamma`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveInt, model_validator
+from torch import nn
+
+from gan.config import ModelConfig
+from gan.models.family import Batch, DataInfo, GANFamily, Phase, StepContext
+from gan.models.r3gan.networks import PER_STAGE, Discriminator, Generator, Plan
+from gan.objectives import PenaltyInputs
+
+# Adam of the official presets (lr 2e-4 and beta2 0.9 are the start of their schedules)
+DEFAULT_LR = 2e-4
+DEFAULT_BETAS = (0.0, 0.9)
+
+
+class R3GANConfig(ModelConfig):
+    """Defaults: the official CIFAR-10 preset (train.py --preset=CIFAR10)."""
+
+    family: Literal["r3gan"] = "r3gan"
+    z_dim: int = Field(64, gt=0, le=4096)
+    class_dim: int = Field(64, gt=0, le=4096)  # G's class embedding, joined to z
+    # per stage, from 4x4 up to the image (D takes them in reverse)
+    widths: tuple[PositiveInt, ...] = (768, 768, 768, 768)
+    cardinality: tuple[PositiveInt, ...] = (96, 96, 96, 96)  # groups of each 3x3 conv
+    blocks: tuple[PositiveInt, ...] = (2, 2, 2, 2)
+    expansion: int = Field(2, ge=1, le=16)  # a block's inner width, times its width
+    conditional: bool = False  # class-conditional G and D when the data has labels
+    # under bf16 autocast: the highest-resolution stages that run in bf16 (the rest fp32)
+    bf16_stages: int = Field(3, ge=0, le=16)
+    objectives: ClassVar[tuple[str, ...]] = ("rpgan",)
+    loss: str = "rpgan"
+    r1_gamma: float = Field(0.05, ge=0.0)  # R1 weight is gamma / 2 (official CIFAR-10: 0.05)
+    r2_gamma: float = Field(0.05, ge=0.0)
+
+    @model_validator(mode="after")
+    def _one_entry_per_stage(self) -> R3GANConfig:
+        lengths = {key: len(getattr(self, key)) for key in PER_STAGE}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(
+                "widths, cardinality and blocks need one entry per stage each, "
+                f"but have {', '.join(f'{k}: {n}' for k, n in lengths.items())}"
+            )
+        return self
+
+
+def plan(cfg: R3GANConfig) -> Plan:
+    return Plan(cfg.widths, cfg.cardinality, cfg.blocks, cfg.expansion, cfg.bf16_stages)
+
+
+class R3GAN(GANFamily):
+    name = "r3gan"
+    config_class = R3GANConfig
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "g_lr": DEFAULT_LR, "d_lr": DEFAULT_LR, "g_betas": DEFAULT_BETAS, "d_betas": DEFAULT_BETAS
+    }  # fmt: skip
+
+    def __init__(self, cfg: R3GANConfig, data, optim, device, augment) -> None:
+        super().__init__(cfg, data, optim, device, augment)
+        if cfg.conditional and data.num_classes < 2:
+            raise ValueError("conditional: true needs labelled data (class subfolders)")
+        self.c_dim = data.num_classes if cfg.conditional else 0
+        self.nets["G"] = self.build_generator(cfg, data)
+        self.nets["D"] = Discriminator(data.resolution, data.channels, plan(cfg), self.c_dim)
+
+    @classmethod
+    def is_conditional(cls, cfg: R3GANConfig, data: DataInfo) -> bool:
+        return cfg.conditional and data.num_classes > 1
+
+    @classmethod
+    def build_generator(cls, cfg: R3GANConfig, data: DataInfo) -> nn.Module:
+        return Generator(
+            data.resolution,
+            data.channels,
+            plan(cfg),
+            z_dim=cfg.z_dim,
+            c_dim=data.num_classes if cls.is_conditional(cfg, data) else 0,
+            class_dim=cfg.class_dim,
+        )
+
+    # -- sampling ------------------------------------------------------------------------
+    @classmethod
+    def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
+        """z ~ N(0, 1) scaled by `truncation` (R3GAN has no truncation trick of its own;
+        this is DCGAN's); a conditional G draws uniform classes when none are given."""
+        device = next(G.parameters()).device
+        z = torch.randn(n, G.z_dim, generator=generator, device=generator.device)
+        z = (z * truncation if truncation != 1.0 else z).to(device)
+        if not G.c_dim:
+            return G(z)
+        if labels is None:
+            labels = torch.randint(0, G.c_dim, (n,), generator=generator, device=generator.device)
+        return G(z, F.one_hot(labels.long().to(device), G.c_dim).float())
+
+    # -- objective -----------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        """D first, then G, each drawing its own real batch (the official iteration)."""
+        return [Phase("D_main", "D", self._d_main), Phase("G_main", "G", self._g_main)]
+
+    def _c(self, batch: Batch) -> torch.Tensor | None:
+        """The real batch's classes, one-hot: D judges them and G's fakes are made of them."""
+        return F.one_hot(batch["labels"].long(), self.c_dim).float() if self.c_dim else None
+
+    def _fake(self, n: int, c: torch.Tensor | None) -> torch.Tensor:
+        z = torch.randn(n, self.cfg.z_dim, generator=self.noise, device=self.device)
+        return self.nets["G"](z, c)
+
+    def _d(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.nets["D"](self.augment(x), c)
+
+    def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = ctx.batch["images"]
+        c = self._c(ctx.batch)
+        with torch.no_grad():
+            fake = self._fake(real.shape[0], c)
+        real_logits, fake_logits = self._d(real, c), self._d(fake, c)
+        self.observe_real(real_logits)
+        judge = PenaltyInputs(lambda x: self._d(x, c), real, fake, self.noise)
+        return self.objective.d_side(real_logits, fake_logits, judge)
+
+    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = ctx.batch["images"]
+        c = self._c(ctx.batch)
+        logits = self._d(self._fake(real.shape[0], c), c)
+        loss = self.objective.g_side(logits, self.real_logits_for_g(lambda: self._d(real, c)))
+        return loss, {"D_fake": logits.detach().mean()}
