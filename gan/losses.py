@@ -28,9 +28,15 @@ def gradient_penalty(
 def r1_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
     """R1: squared gradient norm of D on real images (StyleGAN2's lazy regulariser)."""
     x = real.detach().requires_grad_(True)
-    out = D(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
+    return zero_centred_penalty(x, D(x))
+
+
+def zero_centred_penalty(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The squared norm of the gradient of D's `logits` at the images `x` they were computed
+    from (x requires grad), averaged over the batch: R1 at reals, R2 at fakes. Given the
+    logits a loss already uses, one D pass serves both, as R3GAN's trainer does."""
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
 
 
 def grad_norm(params: list[nn.Parameter]) -> float:

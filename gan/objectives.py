@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from gan.losses import gradient_penalty, r1_penalty
+from gan.losses import gradient_penalty, r1_penalty, zero_centred_penalty
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -27,16 +27,35 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 class PenaltyInputs:
     """What a penalty needs to judge again: D as a function of images (with the reals'
     classes; `fake_critic` with the fakes' where they differ), the step's real and
-    (detached) fake images, and the stream its random draws come from."""
+    (detached) fake images, and the stream its random draws come from.
+
+    `real_logits`/`fake_logits`: D's logits on `real`/`fake` themselves, given where the
+    family computed them from those very (fp32, grad-requiring) tensors; R1 and R2 then
+    differentiate them instead of judging again (one D pass, and one augmentation draw,
+    for the loss and its penalties, as R3GAN's trainer does)."""
 
     critic: Critic
     real: torch.Tensor
     fake: torch.Tensor
     generator: torch.Generator
     fake_critic: Critic | None = None
+    real_logits: torch.Tensor | None = None
+    fake_logits: torch.Tensor | None = None
 
     def judge_fake(self, x: torch.Tensor) -> torch.Tensor:
         return (self.fake_critic or self.critic)(x)
+
+    def r1(self) -> torch.Tensor:
+        """The squared gradient norm of D at the real images (R1)."""
+        if self.real_logits is not None:
+            return zero_centred_penalty(self.real, self.real_logits)
+        return r1_penalty(self.critic, self.real)
+
+    def r2(self) -> torch.Tensor:
+        """The squared gradient norm of D at the fake images (R2)."""
+        if self.fake_logits is not None:
+            return zero_centred_penalty(self.fake, self.fake_logits)
+        return r1_penalty(self.judge_fake, self.fake)
 
     def in_fp32(self) -> PenaltyInputs:
         """The images as fp32 (a fake made under bf16 autocast is bf16): penalties run with
@@ -48,6 +67,8 @@ class PenaltyInputs:
             fake=self.fake.float(),
             critic=lambda x: critic(x).float(),
             fake_critic=None if fake_critic is None else (lambda x: fake_critic(x).float()),
+            real_logits=None if self.real_logits is None else self.real_logits.float(),
+            fake_logits=None if self.fake_logits is None else self.fake_logits.float(),
         )
 
 
@@ -228,7 +249,7 @@ class RelativisticPairing(Objective):
     def d_penalties(self, inputs):
         terms = {}
         if self.r1_gamma > 0:
-            terms["r1"] = (r1_penalty(inputs.critic, inputs.real), self.r1_gamma / 2)
+            terms["r1"] = (inputs.r1(), self.r1_gamma / 2)
         if self.r2_gamma > 0:
-            terms["r2"] = (r1_penalty(inputs.judge_fake, inputs.fake), self.r2_gamma / 2)
+            terms["r2"] = (inputs.r2(), self.r2_gamma / 2)
         return terms

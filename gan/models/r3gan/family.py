@@ -17,10 +17,12 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
-from gan.config import ModelConfig
+from gan.config import EmaConfig, ModelConfig
 from gan.models.family import Batch, DataInfo, GANFamily, Phase, StepContext
 from gan.models.r3gan.networks import PER_STAGE, Discriminator, Generator, Plan
+from gan.models.r3gan.schedule import cosine
 from gan.objectives import PenaltyInputs
+from gan.training.ema import half_life_beta
 
 # Adam of the official presets (lr 2e-4 and beta2 0.9 are the start of their schedules)
 DEFAULT_LR = 2e-4
@@ -45,6 +47,9 @@ class R3GANConfig(ModelConfig):
     loss: str = "rpgan"
     r1_gamma: float = Field(0.05, ge=0.0)  # R1 weight is gamma / 2 (official CIFAR-10: 0.05)
     r2_gamma: float = Field(0.05, ge=0.0)
+    # the schedules' length: thousands of images (steps x batch) from start to end values
+    decay_kimg: float = Field(20000.0, gt=0.0)
+    ema_kimg: float = Field(5000.0, ge=0.0)  # G_ema's half-life at the end; 0 at the start
 
     @model_validator(mode="after")
     def _one_entry_per_stage(self) -> R3GANConfig:
@@ -122,14 +127,29 @@ class R3GAN(GANFamily):
         return self.nets["D"](self.augment(x), c)
 
     def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        real = ctx.batch["images"]
+        """One D pass on the reals and the detached fakes serves the loss and R1/R2 (their
+        gradients at the images, before augmentation), as the official trainer's."""
+        real = ctx.batch["images"].detach().requires_grad_(True)
         c = self._c(ctx.batch)
         with torch.no_grad():
-            fake = self._fake(real.shape[0], c)
+            fake = self._fake(real.shape[0], c).float()  # fp32 leaf: R2 differentiates at it
+        fake.requires_grad_(True)
         real_logits, fake_logits = self._d(real, c), self._d(fake, c)
         self.observe_real(real_logits)
-        judge = PenaltyInputs(lambda x: self._d(x, c), real, fake, self.noise)
+        judge = PenaltyInputs(
+            lambda x: self._d(x, c), real, fake, self.noise, None, real_logits, fake_logits
+        )
         return self.objective.d_side(real_logits, fake_logits, judge)
+
+    def ema_beta(self, step: int, batch_size: int, ema: EmaConfig) -> float:
+        """The official G_ema: a half-life of images that grows from 0 to `ema_kimg`
+        thousand along the schedules' cosine (0 copies G while it changes fastest)."""
+        half_life = cosine(step * batch_size, 0.0, self.cfg.ema_kimg * 1000, self.decay_images)
+        return half_life_beta(step, batch_size, half_life)
+
+    @property
+    def decay_images(self) -> float:
+        return self.cfg.decay_kimg * 1000
 
     def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = ctx.batch["images"]
