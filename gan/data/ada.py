@@ -305,6 +305,12 @@ class DiscriminatorAugment:
     def p(self) -> torch.Tensor | None:
         return self.ada.p if self.ada is not None else None
 
+    def follow_p(self, p: float) -> None:
+        """A family's scheduled p (R3GAN's cosine, gan/models/family.py's Schedule): ADA in
+        fixed mode takes it; adaptive ADA keeps adapting its own; off, there is none."""
+        if self.ada is not None and not self.ada.adaptive:
+            self.ada.p.fill_(p)
+
     def log_values(self) -> dict[str, torch.Tensor]:
         return self.ada.log_values() if self.ada is not None else {}
 

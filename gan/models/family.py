@@ -34,6 +34,26 @@ class Fake:
     latents: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A family's hyperparameters at one step (docs/architecture.md, "Schedules"): functions
+    of the images seen (steps x the global batch), so a resumed run continues them exactly.
+
+    The trainer applies what it holds: each optimiser's lr times `lr_scale` (through its lr
+    scheduler, on top of train.lr_schedule), Adam's `betas`, and ADA's p in fixed mode
+    (`augment_p`); `values` are the family's own (R3GAN's gammas), for its phases through
+    the step context. Everything but the lr (logged as lr_<optimiser>) is logged.
+    """
+
+    lr_scale: dict[str, float] = field(default_factory=dict)  # optimiser -> factor
+    betas: dict[str, tuple[float, float]] = field(default_factory=dict)  # optimiser -> betas
+    augment_p: float | None = None
+    values: dict[str, float] = field(default_factory=dict)
+
+    def logged(self) -> dict[str, float]:
+        return {f"beta2_{name}": b[1] for name, b in self.betas.items()} | self.values
+
+
 @dataclass
 class StepContext:
     """What the phases of one training step share (docs/architecture.md, "Phases").
@@ -42,12 +62,14 @@ class StepContext:
     a phase that makes fakes another phase may reuse leaves them in `fakes` under a key
     of its choosing, and the phase that reuses them takes them out. Nothing a phase hands
     on lives on the family, so a phase run alone or in another order finds nothing and
-    makes its own.
+    makes its own. `schedule` is the family's schedule at this step (empty for a phase
+    run without the trainer).
     """
 
     step: int
     batch: Batch = field(default_factory=dict)
     fakes: dict[str, Fake] = field(default_factory=dict)
+    schedule: Schedule = field(default_factory=Schedule)
 
     def take_fake(self, key: str) -> Fake | None:
         return self.fakes.pop(key, None)
@@ -265,6 +287,11 @@ class GANFamily(ABC):
         """Give a data-parallel rank its own draws in streams seeded at construction (the
         trainer reseeds `noise` itself); families with such streams override this."""
         return  # default: no such streams
+
+    def schedule(self, step: int, batch_size: int) -> Schedule:
+        """The hyperparameters this family schedules at `step` with a global batch of
+        `batch_size` (see Schedule); the default schedules nothing."""
+        return Schedule()
 
     def ema_beta(self, step: int, batch_size: int, ema: EmaConfig) -> float:
         """How much of the old average each EMA update keeps after `step` steps.

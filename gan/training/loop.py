@@ -113,7 +113,7 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     phase that did not run on this step shows the values of its latest run. Images seen
     (img/s) count each real batch drawn once, however many phases look at it."""
     grads: dict[str, torch.Tensor] = {}
-    family, ctx = session.family, StepContext(step)
+    family, ctx = session.family, StepContext(step, schedule=session.scheduled(step))
     for phase in family.phases():
         if step % phase.every:
             continue
@@ -144,6 +144,7 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
         return {}
     logged = {k: v for logs in session.phase_logs.values() for k, v in logs.items()}
     logged |= session.augment.log_values()  # ADA's p and r_t, when it is on
+    logged |= ctx.schedule.logged()  # the family's scheduled values (R3GAN's beta2, gamma)
     return {k: float(v) for k, v in (logged | grads).items()}
 
 

@@ -19,7 +19,7 @@ from gan.data.shards import SplitData
 from gan.device import Precision
 from gan.errors import GanError
 from gan.models import get_family
-from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase
+from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase, Schedule
 from gan.training.distributed import Ranks
 from gan.training.fingerprint import fingerprint
 from gan.training.finite import FiniteWatch
@@ -45,12 +45,22 @@ def lazy_interval(phases: list[Phase], optimizer: str) -> int:
     return ks.pop() if ks else 1
 
 
+def lazy_ratio(interval: int) -> float:
+    """stylegan2-ada's minibatch ratio k/(k+1) for an optimiser with lazy phases every k."""
+    return interval / (interval + 1) if interval > 1 else 1.0
+
+
+def lazy_betas(betas: tuple[float, float], interval: int) -> tuple[float, float]:
+    ratio = lazy_ratio(interval)
+    return (betas[0] ** ratio, betas[1] ** ratio)
+
+
 def build_optimizer(spec: OptimizerSpec, interval: int = 1) -> torch.optim.Optimizer:
     """Adam over the spec's groups; with lazy regularisation every `interval` steps, the
     lr and betas are adjusted by the minibatch ratio k/(k+1) as stylegan2-ada does, so
     that the regularised and plain steps together move like the paper's schedule."""
-    ratio = interval / (interval + 1) if interval > 1 else 1.0
-    betas = (spec.betas[0] ** ratio, spec.betas[1] ** ratio)
+    ratio = lazy_ratio(interval)
+    betas = lazy_betas(spec.betas, interval)
     groups = [{"params": g.params, "lr": spec.lr * ratio * g.lr_mult} for g in spec.groups()]
     return torch.optim.Adam(
         groups,
@@ -136,14 +146,13 @@ class Session:
             self.family.rank_streams(streams.seed("family"))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
-        sched = cfg.lr_schedule
+        self.intervals: dict[str, int] = {}  # each optimiser's lazy interval
         phases = self.family.phases()
         for name, spec in self.family.optimizers().items():
-            opt = build_optimizer(spec, lazy_interval(phases, name))
+            self.intervals[name] = lazy_interval(phases, name)
+            opt = build_optimizer(spec, self.intervals[name])
             self.optimizers[name] = opt
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: lr_factor(s, sched.constant_steps, sched.decay_steps)
-            )
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_at(name))
         self.loader = self.family.make_loader(
             split,
             cfg.batch_size // ranks.world_size,
@@ -158,6 +167,27 @@ class Session:
         self.phase_logs: dict[str, dict[str, torch.Tensor]] = {}  # each phase's latest values
         # rank 0's snapshots and the best one (gan/training/snapshots.py; None: off)
         self.snapshots: Snapshots | None = None
+
+    # -- per-step hyperparameters (docs/architecture.md, "Schedules") -------------------
+    def _lr_at(self, optimizer: str):
+        """The factor on `optimizer`'s lr after s steps: train.lr_schedule's, times the
+        family's scheduled one; a function of the step alone, so a resume continues it."""
+        sched, family, batch = self.cfg.lr_schedule, self.family, self.cfg.batch_size
+        return lambda s: (
+            lr_factor(s, sched.constant_steps, sched.decay_steps)
+            * (family.schedule(s, batch).lr_scale.get(optimizer, 1.0))
+        )
+
+    def scheduled(self, step: int) -> Schedule:
+        """The family's schedule at `step`, applied where the trainer holds the setting:
+        Adam's betas (adjusted for lazy phases like the built ones) and ADA's p."""
+        schedule = self.family.schedule(step, self.cfg.batch_size)
+        for name, betas in schedule.betas.items():
+            for group in self.optimizers[name].param_groups:
+                group["betas"] = lazy_betas(betas, self.intervals[name])
+        if schedule.augment_p is not None:
+            self.augment.follow_p(schedule.augment_p)
+        return schedule
 
     # -- which parameters a phase trains ------------------------------------------------
     def train_only(self, optimizer: str, graph_for: str | None = None) -> None:

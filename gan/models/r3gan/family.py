@@ -10,6 +10,7 @@ objective (gan/objectives.py), its gammas this config's `r1_gamma` and `r2_gamma
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -18,10 +19,10 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
 from gan.config import EmaConfig, ModelConfig
-from gan.models.family import Batch, DataInfo, GANFamily, Phase, StepContext
+from gan.models.family import Batch, DataInfo, GANFamily, Phase, Schedule, StepContext
 from gan.models.r3gan.networks import PER_STAGE, Discriminator, Generator, Plan
 from gan.models.r3gan.schedule import cosine
-from gan.objectives import PenaltyInputs
+from gan.objectives import Objective, PenaltyInputs
 from gan.training.ema import half_life_beta
 
 # Adam of the official presets (lr 2e-4 and beta2 0.9 are the start of their schedules)
@@ -47,8 +48,13 @@ class R3GANConfig(ModelConfig):
     loss: str = "rpgan"
     r1_gamma: float = Field(0.05, ge=0.0)  # R1 weight is gamma / 2 (official CIFAR-10: 0.05)
     r2_gamma: float = Field(0.05, ge=0.0)
-    # the schedules' length: thousands of images (steps x batch) from start to end values
+    # The schedules (gan/models/r3gan/schedule.py): from their start to their end along
+    # one cosine over decay_kimg thousand images (steps x batch), then constant.
     decay_kimg: float = Field(20000.0, gt=0.0)
+    lr_end: float = Field(5e-5, gt=0.0)  # from train.optim's g_lr/d_lr (2e-4)
+    beta2_end: float = Field(0.99, ge=0.0, lt=1.0)  # from train.optim's beta2 (0.9)
+    gamma_end: float = Field(0.1, ge=0.0)  # r1_gamma and r2_gamma times this at the end
+    augment_p_end: float = Field(0.55, ge=0.0, lt=1.0)  # ADA's p from 0 (ada.mode: fixed)
     ema_kimg: float = Field(5000.0, ge=0.0)  # G_ema's half-life at the end; 0 at the start
 
     @model_validator(mode="after")
@@ -80,6 +86,8 @@ class R3GAN(GANFamily):
         self.c_dim = data.num_classes if cfg.conditional else 0
         self.nets["G"] = self.build_generator(cfg, data)
         self.nets["D"] = Discriminator(data.resolution, data.channels, plan(cfg), self.c_dim)
+        # where the schedules start: the Adam settings the optimisers are built with
+        self.adam_start = {name: (s.lr, s.betas) for name, s in self.optimizers().items()}
 
     @classmethod
     def is_conditional(cls, cfg: R3GANConfig, data: DataInfo) -> bool:
@@ -139,17 +147,48 @@ class R3GAN(GANFamily):
         judge = PenaltyInputs(
             lambda x: self._d(x, c), real, fake, self.noise, None, real_logits, fake_logits
         )
-        return self.objective.d_side(real_logits, fake_logits, judge)
+        return self.objective_at(ctx).d_side(real_logits, fake_logits, judge)
+
+    # -- schedules (the official presets') ----------------------------------------------
+    def along(self, step: int, batch_size: int, start: float, end: float) -> float:
+        """A value's schedule at `step`: `start` to `end` along the cosine, then `end`."""
+        return cosine(step * batch_size, start, end, self.cfg.decay_kimg * 1000)
+
+    def schedule(self, step: int, batch_size: int) -> Schedule:
+        """lr to `lr_end`, Adam's beta2 to `beta2_end` (beta1 as built: 0), the gammas to
+        `gamma_end` times theirs, ADA's p from 0 to `augment_p_end`, and G_ema's half-life
+        (logged as ema_kimg), all on one cosine."""
+        cfg = self.cfg
+
+        def along(start: float, end: float) -> float:
+            return self.along(step, batch_size, start, end)
+
+        return Schedule(
+            lr_scale={k: along(1.0, cfg.lr_end / lr) for k, (lr, _) in self.adam_start.items()},
+            betas={k: (b[0], along(b[1], cfg.beta2_end)) for k, (_, b) in self.adam_start.items()},
+            augment_p=along(0.0, cfg.augment_p_end),
+            values={
+                "r1_gamma": along(cfg.r1_gamma, cfg.r1_gamma * cfg.gamma_end),
+                "r2_gamma": along(cfg.r2_gamma, cfg.r2_gamma * cfg.gamma_end),
+                "ema_kimg": along(0.0, cfg.ema_kimg),
+            },
+        )
 
     def ema_beta(self, step: int, batch_size: int, ema: EmaConfig) -> float:
         """The official G_ema: a half-life of images that grows from 0 to `ema_kimg`
         thousand along the schedules' cosine (0 copies G while it changes fastest)."""
-        half_life = cosine(step * batch_size, 0.0, self.cfg.ema_kimg * 1000, self.decay_images)
+        half_life = self.along(step, batch_size, 0.0, self.cfg.ema_kimg * 1000)
         return half_life_beta(step, batch_size, half_life)
 
-    @property
-    def decay_images(self) -> float:
-        return self.cfg.decay_kimg * 1000
+    def objective_at(self, ctx: StepContext) -> Objective:
+        """The objective with the step's scheduled gammas (the config's when the phase runs
+        without the trainer's schedule)."""
+        values = ctx.schedule.values
+        return dataclasses.replace(
+            self.objective,
+            r1_gamma=values.get("r1_gamma", self.cfg.r1_gamma),
+            r2_gamma=values.get("r2_gamma", self.cfg.r2_gamma),
+        )
 
     def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = ctx.batch["images"]
