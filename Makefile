@@ -1,6 +1,6 @@
 # `make pipeline`: set up and run the whole pipeline (dvc repro) on the built-in digits.
-# `make stylegan2`, `make biggan`, `make cyclegan`: set up and run that family's preset
-#                  (dvc repro pipelines/<family>/dvc.yaml, from a plain shell).
+# `make stylegan2`, `make biggan`, `make r3gan`, `make cyclegan`: set up and run that
+#                  family's preset (dvc repro pipelines/<family>/dvc.yaml, from a plain shell).
 # `make test`:     set up and run lint and the test suite (what CI runs).
 # Both are idempotent: the virtual environment is rebuilt only when the pins change.
 
@@ -11,7 +11,7 @@ ACTIVATE := . $(VENV)/bin/activate
 VEGA := $(VENV)/share/vega/template.html
 
 PATH_HOOK := $(VENV)/.path-hook
-PRESETS := stylegan2 biggan cyclegan
+PRESETS := stylegan2 biggan r3gan cyclegan
 
 .PHONY: setup pipeline $(PRESETS) dvc-yaml test lint services bench bench-gpu gpu-wheels bench-pipeline clean
 
@@ -37,7 +37,7 @@ $(PATH_HOOK): $(STAMP) scripts/venv-path.pth
 pipeline: $(STAMP) $(VEGA)
 	$(ACTIVATE) && dvc repro
 
-# A family's preset; the StyleGAN2 and BigGAN ones first run the default pipeline's
+# A family's preset; the StyleGAN2, BigGAN and R3GAN ones first run the default pipeline's
 # prepare, preprocess and classifier stages they read (one protocol for all families).
 $(PRESETS): $(STAMP) $(VEGA) $(PATH_HOOK)
 	$(ACTIVATE) && dvc repro pipelines/$@/dvc.yaml

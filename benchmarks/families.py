@@ -31,6 +31,7 @@ PRESETS = {
     "dcgan": ("params.yaml", 0),
     "stylegan2": ("params-stylegan2.yaml", 0),
     "biggan": ("params-biggan.yaml", 0),
+    "r3gan": ("params-r3gan.yaml", 0),
     "cyclegan": ("params-cyclegan.yaml", 2),
 }
 # Keys the harness sets for a timed run (temp run dir, no grids or checkpoints inside it).

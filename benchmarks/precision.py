@@ -21,7 +21,8 @@ import harness
 from families import PRESETS, preset_batch, preset_section, preset_shape
 
 POINTS = [(p, cl) for p in ("fp32", "bf16") for cl in (False, True)]
-STEPS = {"dcgan": 10, "stylegan2": 3, "biggan": 2, "cyclegan": 2}  # timed steps per point
+# timed steps per point
+STEPS = {"dcgan": 10, "stylegan2": 3, "biggan": 2, "r3gan": 2, "cyclegan": 2}
 
 
 def point_name(precision: str, channels_last: bool) -> str:

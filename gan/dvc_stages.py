@@ -76,14 +76,16 @@ def from_stage(name: str, stages: tuple[Stage, ...] = STAGES) -> tuple[Stage, ..
 
 
 def pipelines(stages: tuple[Stage, ...] = STAGES) -> tuple[Pipeline, ...]:
-    """The repository's dvc.yaml files. The StyleGAN2 and BigGAN presets reuse the default
-    pipeline's data and classifier (one protocol, one leaderboard); CycleGAN has its own."""
+    """The repository's dvc.yaml files. The StyleGAN2, BigGAN and R3GAN presets reuse the
+    default pipeline's data and classifier (one protocol, one leaderboard); CycleGAN has its
+    own."""
     return (
         Pipeline("dvc.yaml", DEFAULT_PARAMS, stages),
         Pipeline(
             "pipelines/stylegan2/dvc.yaml", "params-stylegan2.yaml", from_stage("train", stages)
         ),
         Pipeline("pipelines/biggan/dvc.yaml", "params-biggan.yaml", from_stage("train", stages)),
+        Pipeline("pipelines/r3gan/dvc.yaml", "params-r3gan.yaml", from_stage("train", stages)),
         Pipeline("pipelines/cyclegan/dvc.yaml", "params-cyclegan.yaml", stages),
         Pipeline("pipelines/hpo/dvc.yaml", DEFAULT_PARAMS, (SEARCH,)),
     )

@@ -145,3 +145,21 @@ def test_unconditional_generator_refuses_labels(digits16, tmp_path):
     train(cfg)
     with pytest.raises(GanError, match="unconditional"):
         sample(str(cfg.run_dir / "export"), 4, tmp_path / "x.png", labels=[3])
+
+
+def test_the_fingerprint_counts_r3gan_keys_off_their_defaults():
+    """The fingerprint rule for a family added after HELD_AT_ANY_VALUE was frozen: a key
+    written at its default resumes the same run, any other value starts another; the
+    preset's fingerprint is pinned (its checkpoints resume across code changes)."""
+    from conftest import REPO
+
+    from gan.config import dump_section, load_params, parse_params
+    from gan.training.fingerprint import fingerprint
+
+    def fp(model):
+        train = parse_params({"train": {"model": {"family": "r3gan", **model}}}).train
+        return fingerprint(dump_section(train), "h")
+
+    assert fp({}) == fp({"gamma_end": 0.1, "widths": [768] * 4}) != fp({"gamma_end": 0.2})
+    preset = load_params(REPO / "params-r3gan.yaml").train
+    assert fingerprint(dump_section(preset), "h") == "fd7151f2fbde73ee"
