@@ -154,6 +154,13 @@ class R3GAN(GANFamily):
         )
         return self.objective_at(ctx).d_side(real_logits, fake_logits, judge)
 
+    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real = ctx.batch["images"]
+        c = self._c(ctx.batch)
+        logits = self._d(self._fake(real.shape[0], c), c)
+        loss = self.objective.g_side(logits, self.real_logits_for_g(lambda: self._d(real, c)))
+        return loss, {"D_fake": logits.detach().mean()}
+
     # -- schedules (the official presets') ----------------------------------------------
     def along(self, step: int, batch_size: int, start: float, end: float) -> float:
         """A value's schedule at `step`: `start` to `end` along the cosine, then `end`."""
@@ -194,10 +201,3 @@ class R3GAN(GANFamily):
             r1_gamma=values.get("r1_gamma", self.cfg.r1_gamma),
             r2_gamma=values.get("r2_gamma", self.cfg.r2_gamma),
         )
-
-    def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        real = ctx.batch["images"]
-        c = self._c(ctx.batch)
-        logits = self._d(self._fake(real.shape[0], c), c)
-        loss = self.objective.g_side(logits, self.real_logits_for_g(lambda: self._d(real, c)))
-        return loss, {"D_fake": logits.detach().mean()}
