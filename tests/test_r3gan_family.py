@@ -88,7 +88,7 @@ def test_d_and_g_losses_are_the_official_trainers(digits16, tmp_path):
         else:
             official = F.softplus(-(D(G(z, c), c) - D(real, c).detach()))
         official = official.mean()
-        assert float(ours) == pytest.approx(float(official), rel=1e-5)
+        assert float(ours.detach()) == pytest.approx(float(official.detach()), rel=1e-5)
         for a, b in zip(_grads(ours, net), _grads(official, net), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
@@ -163,3 +163,35 @@ def test_the_fingerprint_counts_r3gan_keys_off_their_defaults():
     assert fp({}) == fp({"gamma_end": 0.1, "widths": [768] * 4}) != fp({"gamma_end": 0.2})
     preset = load_params(REPO / "params-r3gan.yaml").train
     assert fingerprint(dump_section(preset), "h") == "fd7151f2fbde73ee"
+
+
+pytest_plugins = ["test_hpo_support"]  # fixtures: params_file (tiny params + classifier)
+
+
+def test_hpo_evaluate_and_promote_work_on_r3gan(params_file):
+    """params-r3gan.yaml's search space for one trial, the trial's export evaluated and
+    promoted by the unchanged stages."""
+    import json
+
+    from gan.config import load_params
+    from gan.hpo.study import best, run
+    from gan.metrics.evaluate import evaluate
+    from gan.registry.promote import promote
+
+    space = {
+        "optim.g_lr": {"low": 5e-5, "high": 1e-3, "log": True},
+        "optim.d_lr": {"low": 5e-5, "high": 1e-3, "log": True},
+        "model.r1_gamma": {"low": 1e-3, "high": 1.0, "log": True},
+    }
+    params = load_params(
+        params_file,
+        [f"train.model={json.dumps(MODEL)}", "hpo.n_trials=1", "hpo.budget_steps=4",
+         "hpo.report_every=4", f"hpo.space={json.dumps(space)}", "hpo.enqueue_current=false",
+         "train.steps=4", "promote.allow_weak_extractor=true"],
+    )  # fmt: skip
+    assert run(params)["ran"] == 1
+    assert set(best(params)["params"]) == set(space)
+    train(params.train)
+    metrics = evaluate(params.evaluate)["metrics"]
+    assert metrics["fid"] > 0 and 0 <= metrics["classifier_confident"] <= 1
+    assert promote(params.promote, params.evaluate)["decision"] == "promoted"
