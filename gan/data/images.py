@@ -30,10 +30,13 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 @dataclass(frozen=True)
 class Decoded:
-    """Either `image` (uint8 [C, R, R]) or `reason` (why the file was rejected) is set."""
+    """Either `image` (uint8 [C, R, R]) or `reason` (why the file was rejected) is set;
+    `size` and `mode` are what the file stores (read from its header, before conversion)."""
 
     image: torch.Tensor | None = None
     reason: str | None = None
+    size: tuple[int, int] | None = None
+    mode: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,7 +75,7 @@ def decode_image(path: str | Path, resolution: int, channels: int, min_size: int
     """Read, normalise and resize one image file; never raises for a bad file."""
     try:
         with Image.open(path) as img:
-            w, h = img.size
+            (w, h), stored_mode = img.size, img.mode
             if min(w, h) < min_size:
                 return Decoded(reason=f"too small: {w}x{h}, both sides must be at least {min_size}")
             # JPEG only: decode at a reduced scale that still leaves 2x headroom for Lanczos.
@@ -90,7 +93,7 @@ def decode_image(path: str | Path, resolution: int, channels: int, min_size: int
     array = np.asarray(img, dtype=np.uint8)
     tensor = torch.from_numpy(array.copy())
     tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
-    return Decoded(image=tensor)
+    return Decoded(image=tensor, size=(w, h), mode=stored_mode)
 
 
 def _upright(img: Image.Image) -> Image.Image:

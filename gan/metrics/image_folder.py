@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from gan.data.images import IMAGE_EXTENSIONS, decode_image
@@ -68,10 +67,10 @@ def read_image_folder(folder: str | Path, manifest: dict[str, Any]) -> FolderIma
         decoded = decode_image(path, resolution, channels, ANY_SIZE)
         if not decoded.ok:
             raise GanError(f"{path}: {decoded.reason}")
-        size, mode = _stored_as(path)
-        sizes[f"{size[0]}x{size[1]}"] += 1
+        (w, h), mode = decoded.size, decoded.mode
+        sizes[f"{w}x{h}"] += 1
         modes[mode] += 1
-        converted += size != (resolution, resolution) or mode != target_mode
+        converted += (w, h) != (resolution, resolution) or mode != target_mode
         images.append(decoded.image)
     record = {
         "folder": str(root),
@@ -101,12 +100,3 @@ def folder_labels(root: Path, files: list[str], classes: list[str]) -> torch.Ten
             f"data: {', '.join(classes)}); put every image in a class folder, or none"
         )
     return torch.tensor([classes.index(t) for t in tops], dtype=torch.int64)
-
-
-def _stored_as(path: Path) -> tuple[tuple[int, int], str]:
-    """The size and Pillow mode the file stores (its header only: already decoded once)."""
-    try:
-        with Image.open(path) as img:
-            return img.size, img.mode
-    except OSError as exc:  # changed since it was decoded
-        raise GanError(f"{path}: cannot read ({exc})") from None
