@@ -21,7 +21,7 @@ PINNED_PRESETS = {
     "params.yaml": "69c9bd864580b253",
     "params-biggan.yaml": "a1088af3a90506b0",
     "params-cyclegan.yaml": "279b82bfd5bd0f5e",
-    "params-stylegan2.yaml": "911cd66ae719e6c8",
+    "params-stylegan2.yaml": "6e796ac0b5451d49",  # the #24 preset (HPO winner, 7,000 steps)
 }
 PINNED_TRAIN = [
     ({}, "4b512fbe066971e9"),
