@@ -19,7 +19,7 @@ from gan.training.fingerprint import (
 # TRAIN_LATER_DEFAULTS and the unwritten-ada serializer), with data hash "h".
 PINNED_PRESETS = {
     "params.yaml": "69c9bd864580b253",
-    "params-biggan.yaml": "a1088af3a90506b0",
+    "params-biggan.yaml": "3c2ad8589c1b5bd1",  # the #24 preset (HPO winner, 2,500 steps)
     "params-cyclegan.yaml": "279b82bfd5bd0f5e",
     "params-stylegan2.yaml": "6e796ac0b5451d49",  # the #24 preset (HPO winner, 7,000 steps)
 }
