@@ -4,11 +4,16 @@ A write goes to a hidden temp file beside its target, is fsync'ed, renamed into 
 the folder fsync'ed, so neither a crash nor a power loss leaves a torn file. A full disk
 or a read-only folder becomes one GanError naming the path and the cause.
 
-Temp files are named ``.<name>.<pid>@<host>.<random>.tmp``. One left by a killed write is
-removed the next time a process writes into (or a stage starts in) that folder, when it
-provably belongs to no live process: its host is this host and its pid is gone. Temps of
-other hosts (a shared folder) and of the older unnamed format are removed only once they
-are old (STALE_SECONDS, LEGACY_STALE_SECONDS), as a live writer keeps touching its file.
+Only regular files are ever replaced: a symlink is followed and its real file replaced (the
+link stays a link), and a character device or FIFO (`gan sample --out /dev/null`) is
+written through, never renamed over; a block device or socket is refused.
+
+Temp files, and the temp folders of gan/folders.py, are named
+``.<name>.<pid>@<host>.<random>.tmp``. One left by a killed write is removed the next time
+a process writes into (or a stage starts in) that folder, when it provably belongs to no
+live process: its host is this host and its pid is gone. Temps of other hosts (a shared
+folder) and of the older unnamed format are removed only once they are old
+(STALE_SECONDS, LEGACY_STALE_SECONDS), as a live writer keeps touching its file.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,11 +40,12 @@ if TYPE_CHECKING:  # torch is imported where it is used: `gan prepare` writes no
 
 STALE_SECONDS = 24 * 3600  # another host's temp: surely dead after a day
 LEGACY_STALE_SECONDS = 3600  # a temp without owner (older ganops): after an hour
-_HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
+HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"  # as temps name it
 _OWNED = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.tmp$")
 _LEGACY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _swept: set[str] = set()
 FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 _CAUSES = {
     errno.ENOSPC: "no space left on device",
@@ -90,7 +98,8 @@ def _existing(folder: Path) -> Path:
     return folder
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -100,22 +109,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def temp_prefix(name: str) -> str:
+    """The start of a temp file's or folder's name: its target and its owner (module doc)."""
+    return f".{name}.{os.getpid()}@{HOST}."
+
+
 def is_stale_temp(path: Path, now: float | None = None) -> bool:
-    """True for a temp file of ours that no live writer can still be using (see module doc)."""
-    if not path.is_file() or path.is_symlink():
+    """True for a temp file (or, named for its owner, temp folder) of ours that no live
+    writer can still be using (see module doc)."""
+    if path.is_symlink() or not (path.is_file() or path.is_dir()):
         return False
     owned, legacy = _OWNED.match(path.name), _LEGACY.match(path.name)
-    if not owned and not legacy:
+    if not owned and not (legacy and path.is_file()):
         return False
     age = (now or time.time()) - path.stat().st_mtime
-    if owned and owned["host"] == _HOST:
-        return not _pid_alive(int(owned["pid"]))
+    if owned and owned["host"] == HOST:
+        return not pid_alive(int(owned["pid"]))
     return age > (STALE_SECONDS if owned else LEGACY_STALE_SECONDS)
 
 
 def clean_stale_temps(folder: str | os.PathLike, force: bool = False) -> list[Path]:
-    """Remove stale temp files directly inside `folder`; once per folder and process unless
-    `force`. Returns the removed paths."""
+    """Remove stale temp files and folders directly inside `folder`; once per folder and
+    process unless `force`. Returns the removed paths."""
     folder = Path(folder)
     key = str(folder.resolve())
     if (key in _swept and not force) or not folder.is_dir():
@@ -125,7 +140,10 @@ def clean_stale_temps(folder: str | os.PathLike, force: bool = False) -> list[Pa
     for p in folder.glob(".*.tmp"):
         with contextlib.suppress(OSError):  # gone already, or not ours to remove
             if is_stale_temp(p):
-                p.unlink()
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
                 removed.append(p)
     return removed
 
@@ -143,31 +161,80 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def real_path(path: Path) -> Path:
+    """Where a write of `path` lands: a symlink's final target (the link itself stays)."""
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    if real.is_symlink():
+        raise GanError(f"{path}: cannot write: a loop of symlinks")
+    return real
+
+
+def _written_through(target: Path) -> bool:
+    """True for a character device or FIFO, which a write goes into instead of replacing it;
+    a block device or socket is refused."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    if stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        what = "a block device" if stat.S_ISBLK(mode) else "a socket"
+        raise GanError(f"{target}: cannot write: it is {what}, not a file")
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _target(path: Path) -> Path:
+    """`path`, or the real file its symlink names; a link to a file without write permission
+    (DVC's protected cache, cache.type symlink) is replaced itself, never written through."""
+    real = real_path(path)
+    with contextlib.suppress(OSError):
+        if real != path and stat.S_ISREG(real.stat().st_mode) and not real.stat().st_mode & 0o222:
+            return path
+    return real
+
+
+def _temp_beside(target: Path) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok covers folders: a part of the path is a file
+        raise OSError(errno.ENOTDIR, "Not a directory", str(target.parent)) from None
+    clean_stale_temps(target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 would hide outputs from other users
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success fsync it, move it into place with
-    os.replace and fsync the folder. Disk failures become one GanError naming `path`."""
-    path = Path(path)
+    os.replace and fsync the folder. Disk failures become one GanError naming `path`.
+
+    A symlink's real file is replaced; a device or FIFO gets the finished bytes written
+    into it from a temp file in the system's temp folder (module doc)."""
+    target = _target(Path(path))
     tmp_path = None
     try:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # exist_ok covers folders: a part of the path is a file
-            raise OSError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
-        clean_stale_temps(path.parent)
-        prefix = f".{path.name}.{os.getpid()}@{_HOST}."
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
-        os.chmod(tmp_path, FILE_MODE)  # mkstemp's 0600 would hide outputs from other users
+        through = _written_through(target)
+        if through:
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp")
+            os.close(fd)
+            tmp_path = Path(tmp)
+        else:
+            tmp_path = _temp_beside(target)
         yield tmp_path
-        fsync_path(tmp_path)
-        os.replace(tmp_path, path)
-        fsync_path(path.parent)
+        if through:
+            with open(tmp_path, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            fsync_path(tmp_path)
+            os.replace(tmp_path, target)
+            fsync_path(target.parent)
     except GanError:
         raise
     except Exception as exc:
-        error = write_error(path, exc)
+        error = write_error(target, exc)
         if error is None:
             raise
         raise error from None

@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 
 from gan.errors import GanError
+from gan.folders import temp_dir_beside
 from gan.grid import to_uint8
-from gan.io import FILE_MODE
+from gan.io import DIR_MODE, FILE_MODE, real_path
 
 
 def _empty_target(out_dir: Path) -> None:
@@ -38,12 +39,9 @@ def write_pngs(batches: Iterable[torch.Tensor], out_dir: str | os.PathLike) -> i
     The folder appears complete or not at all: the PNGs go to a hidden temp folder that
     is renamed into place (an empty `out_dir` is replaced).
     """
-    out_dir = Path(out_dir)
+    out_dir = real_path(Path(out_dir))  # a symlinked folder: fill its real folder, keep the link
     _empty_target(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = temp_dir_beside(out_dir)  # named for this process: swept once a killed one is gone
     count = 0
     try:
         for batch in batches:
@@ -56,7 +54,7 @@ def write_pngs(batches: Iterable[torch.Tensor], out_dir: str | os.PathLike) -> i
                 count += 1
         if count == 0:
             raise GanError(f"{out_dir}: no images to write")
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, DIR_MODE)
         if out_dir.is_dir():
             out_dir.rmdir()  # empty, checked above
         os.replace(tmp, out_dir)

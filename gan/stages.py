@@ -218,11 +218,13 @@ LOADS_PARAMS = (  # every stage reads and validates its params file
     "gan/errors.py",
     "gan/io.py",
 )
+LOCKED_WRITES = ("gan/folders.py", "gan/lock.py")  # folders replaced whole, one writer each
 RUNS_MODELS = (
     "gan/models",
     "gan/losses.py",
     "gan/objectives.py",
     "gan/data",
+    *LOCKED_WRITES,  # gan/data/preprocess.py's
     "gan/training/streams.py",  # the loaders and augmentation take their seeds from it
     *LOADS_PARAMS,
     "gan/device.py",
@@ -251,7 +253,13 @@ STAGES: tuple[Stage, ...] = (
         help="validate, resize and shard a dataset",
         function="gan.data.preprocess:preprocess",
         sections=("preprocess",),
-        code=("gan/data/images.py", "gan/data/preprocess.py", "gan/data/shards.py", *LOADS_PARAMS),
+        code=(
+            "gan/data/images.py",
+            "gan/data/preprocess.py",
+            "gan/data/shards.py",
+            *LOCKED_WRITES,
+            *LOADS_PARAMS,
+        ),
         inputs=(Io("{preprocess.input}"),),
         outputs=(Io("{preprocess.output}"),),
         flow_cache=FlowCache(content=tree_content, intact=preprocessed),
@@ -268,7 +276,7 @@ STAGES: tuple[Stage, ...] = (
             "gan/metrics/autoencoder.py",
             "gan/metrics/convnet.py",
             "gan/metrics/extractor_quality.py",
-            "gan/metrics/outputs.py",
+            "gan/folders.py",
             "gan/data/augment.py",
             "gan/data/shards.py",
             *LOADS_PARAMS,

@@ -166,7 +166,7 @@ def _age(path: Path, seconds: float) -> Path:
 
 
 def test_only_temps_of_dead_writers_are_removed(tmp_path):
-    host = gan.io._HOST
+    host = gan.io.HOST
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     files = {

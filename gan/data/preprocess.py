@@ -29,13 +29,16 @@ from gan.config import PreprocessConfig, dump_section
 from gan.data.images import IMAGE_EXTENSIONS, decode_image, is_image_file, skip_reason
 from gan.data.shards import (
     MANIFEST,
+    OUTPUTS,
     owned_outputs,
     record_outputs,
     tensor_hash,
     write_split,
 )
 from gan.errors import GanError
-from gan.io import write_json
+from gan.folders import carry, replaced_dir
+from gan.io import is_stale_temp, real_path, write_json
+from gan.lock import folder_lock
 
 MANIFEST_VERSION = 1
 SPLITS = ("train", "test")
@@ -55,7 +58,15 @@ class Item:
 
 
 def preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
-    """Decode, validate, split and shard the images under `cfg.input`; returns the manifest."""
+    """Decode, validate, split and shard the images under `cfg.input`; returns the manifest.
+
+    One preprocess per output folder at a time (gan/lock.py); the new dataset is built
+    beside the old one and swapped in whole (gan/folders.py)."""
+    with folder_lock(cfg.output, "gan preprocess"):
+        return _preprocess(cfg)
+
+
+def _preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
     root = Path(cfg.input)
     if not root.exists():
         raise GanError(
@@ -83,50 +94,54 @@ def preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
     _assign_splits(items, folder_split, cfg)
 
     out = Path(cfg.output)
-    owned = _claim_outputs(out, items, cfg)
-    (out / MANIFEST).unlink(missing_ok=True)  # first: a crash must not leave it half-true
-    splits = {}
-    for split in SPLITS:
-        part = [it for it in items if it.split == split]
-        splits[split] = _write_split(out, split, part, classes, layout, cfg)
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "layout": layout,
-        "source": str(cfg.input),
-        "resolution": cfg.resolution,
-        "channels": cfg.channels,
-        "classes": classes,
-        "domains": list(DOMAINS) if layout == "cyclegan" else [],
-        "splits": splits,
-        "content_hash": _combine([splits[s]["hash"] for s in SPLITS]),
-        "rejected": rejected,
-        "params": dump_section(cfg),
-    }
-    written = {name for s in splits.values() for name in s["shards"]}
-    for name in sorted(owned - written):  # earlier outputs of ours that this run did not write
-        (out / name).unlink(missing_ok=True)
-    record_outputs(out, written)
-    write_json(out / MANIFEST, manifest)
+    kept = _users_files(out, _planned(items, cfg))
+    with replaced_dir(out) as new:  # the old dataset stays whole and usable until the swap
+        splits = {}
+        for split in SPLITS:
+            part = [it for it in items if it.split == split]
+            splits[split] = _write_split(new, split, part, classes, layout, cfg)
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "layout": layout,
+            "source": str(cfg.input),
+            "resolution": cfg.resolution,
+            "channels": cfg.channels,
+            "classes": classes,
+            "domains": list(DOMAINS) if layout == "cyclegan" else [],
+            "splits": splits,
+            "content_hash": _combine([splits[s]["hash"] for s in SPLITS]),
+            "rejected": rejected,
+            "params": dump_section(cfg),
+        }
+        record_outputs(new, {name for s in splits.values() for name in s["shards"]})
+        write_json(new / MANIFEST, manifest)
+        carry(real_path(out), new, kept)
     return manifest
 
 
-def _claim_outputs(out: Path, items: list[Item], cfg: PreprocessConfig) -> set[str]:
-    """Record the shards this run will write before writing them, so that a crash leaves
-    no file of ours unlisted; refuse to overwrite a file that is not ours. Returns every
-    file name preprocess owns in `out`, old and new."""
-    owned = owned_outputs(out)
+def _planned(items: list[Item], cfg: PreprocessConfig) -> set[str]:
+    """The shard names this run writes."""
     planned = set()
     for split in SPLITS:
         n = sum(it.split == split for it in items)
         planned |= {f"{split}-{k:05d}.pt" for k in range(max(1, math.ceil(n / cfg.shard_size)))}
-    foreign = sorted(n for n in planned - owned if (out / n).exists())
+    return planned
+
+
+def _users_files(out: Path, planned: set[str]) -> list[str]:
+    """The entries of an existing `out` that preprocess did not write: they are kept in the
+    new dataset folder. One named like a shard this run writes is refused, not replaced."""
+    if not out.is_dir():
+        return []
+    owned = owned_outputs(out) | {MANIFEST, OUTPUTS}
+    users = sorted(p.name for p in out.iterdir() if p.name not in owned and not is_stale_temp(p))
+    foreign = [name for name in users if name in planned]
     if foreign:
         raise GanError(
             f"{out / foreign[0]}: exists but was not written by preprocess; it would be "
             "overwritten, so move it away (or choose another preprocess.output)"
         )
-    record_outputs(out, owned | planned)
-    return owned | planned
+    return users
 
 
 def find_images(root: Path, skipped: list[dict[str, str]] | None = None) -> list[str]:

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from gan.config import ClassifierConfig
 from gan.errors import GanError
+from gan.folders import replaced_dir
 from gan.io import read_json, sha256_file, write_json
-from gan.metrics.outputs import replaced_dir
 
 INPUT_SIZE = 32  # every image is resized to this before the first convolution
 WIDTHS = (16, 32, 64)  # channels of the three conv blocks

@@ -23,7 +23,7 @@ FID and KID (gan.metrics.floors: the train split against the test split), and ea
 extractor's skill (gan.metrics.extractor_quality; a weak extractor is warned about here
 and refused by promote).
 
-Outputs, replaced together or not at all (gan.metrics.outputs): metrics.json (flat
+Outputs, replaced together or not at all (gan.folders): metrics.json (flat
 numbers), protocol.json (see gan.metrics.protocol; a folder's adds ``images``: its count,
 source sizes and modes, and how many were converted), samples.png (the first 64).
 """
@@ -43,6 +43,7 @@ from gan.data.shards import load_split, read_manifest
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.export import load_export
+from gan.folders import replaced_dir
 from gan.grid import save_grid
 from gan.io import write_json
 from gan.metrics.classes import class_figures, classifier_metrics
@@ -60,7 +61,6 @@ from gan.metrics.core import (
 from gan.metrics.fidelity import compute_metrics, reference_cache_name
 from gan.metrics.floors import real_floor
 from gan.metrics.image_folder import read_image_folder
-from gan.metrics.outputs import replaced_dir
 from gan.metrics.registry import keyed
 from gan.metrics.settings import (
     DEFAULT,

@@ -38,7 +38,8 @@ import pandas as pd
 
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
-from gan.io import FILE_MODE, fsync_path, sha256_file, write_json
+from gan.folders import replaced_dir
+from gan.io import FILE_MODE, clean_stale_temps, pid_alive, sha256_file, write_json
 from gan.registry import files
 from gan.registry.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 
@@ -47,6 +48,7 @@ CHAMPION = "champion.json"
 MODELS = "models"
 LOCK = ".lock"
 ROLLBACK = "rollback"
+_LEGACY_COPY = re.compile(r"\.v\d+\.tmp-(\d+)")
 
 # Evaluates a model dir under the current evaluation protocol: (metrics, protocol).
 Remeasure = Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]
@@ -234,6 +236,7 @@ class Registry:
             ckpt = {"path": str(cand.checkpoint), "sha256": sha256_file(cand.checkpoint)}
         weights_sha = sha256_file(weights)
         with self._locked():
+            self._sweep_copies()
             seen = self.find_export(weights_sha)
             if seen is not None:  # a rerun (dvc repro, a retried flow) of the same export
                 return {**_json_safe(seen), "duplicate": True}
@@ -295,15 +298,10 @@ class Registry:
         return {**_json_safe(record), "duplicate": False}
 
     def _keep_copy(self, version: int, cand: Candidate, weights_sha: str) -> str:
-        """Copy the export into models/v<N>/ via a temp dir renamed into place."""
+        """Copy the export into models/v<N>/ through a temp folder swapped into place (a
+        v<N> left by a crash before its history line was written is replaced)."""
         rel = f"{MODELS}/v{version}"
-        final = self.root / rel
-        tmp = self.models_dir / f".v{version}.tmp-{os.getpid()}"
-        for stale in (tmp, final):  # left by a crash before its history line was written
-            if stale.exists():
-                shutil.rmtree(stale)
-        tmp.mkdir(parents=True)
-        try:
+        with replaced_dir(self.root / rel) as tmp:
             for name in (WEIGHTS, CONFIG):
                 shutil.copyfile(Path(cand.export_dir) / name, tmp / name)
             if sha256_file(tmp / WEIGHTS) != weights_sha:
@@ -312,13 +310,16 @@ class Registry:
             write_json(tmp / "protocol.json", _json_safe(cand.protocol))
             for f in tmp.iterdir():
                 os.chmod(f, FILE_MODE)
-                fsync_path(f)
-            os.replace(tmp, final)
-            fsync_path(self.models_dir)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return rel
+
+    def _sweep_copies(self) -> None:
+        """Remove the temp copies of killed promotes, those whose process is gone (called
+        under the lock, so no live promote is copying anyway)."""
+        clean_stale_temps(self.models_dir, force=True)
+        for p in self.models_dir.glob(".v*.tmp-*"):  # older ganops named them .v<N>.tmp-<pid>
+            legacy = _LEGACY_COPY.fullmatch(p.name)
+            if legacy and not pid_alive(int(legacy[1])):
+                shutil.rmtree(p, ignore_errors=True)
 
     def rollback(self, to: int | str = "previous", *, reason: str) -> dict[str, Any]:
         """Point the champion at another promoted version; "previous" is the latest promoted

@@ -1,0 +1,115 @@
+"""Folders replaced whole: all of a stage's outputs from one run, or the previous ones.
+
+Each file is already written atomically (gan.io), but metrics.json from a new run beside a
+samples.png from an old one would still be a lie, and a dataset rewritten in place is
+unusable until its last shard is written. `replaced_dir` yields a fresh temp folder beside
+the output, named for its process like gan.io's temps (so one left by a killed process is
+swept once that process is gone); when the block succeeds the files are fsynced and the
+two folders exchange places in one step (Linux's renameat2 RENAME_EXCHANGE), then the old
+one is deleted. Until then the previous output stays whole and usable; a failure or a kill
+leaves it as it was (docs/architecture.md, 'Atomic writes').
+
+Where the file system cannot exchange, the old folder is renamed aside and the new one
+renamed in: only a crash between those two renames leaves the old outputs in
+`.<name>.<owner>.<random>.tmp.old` and no output folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from gan.errors import GanError
+from gan.io import DIR_MODE, clean_stale_temps, fsync_path, real_path, temp_prefix
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def temp_dir_beside(target: Path) -> Path:
+    """A new hidden folder beside `target`, after sweeping the stale temps of dead processes
+    there; the caller removes it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(target.parent)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the C library or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not glibc >= 2.28
+        return False
+    at, name = ctypes.c_int, ctypes.c_char_p
+    renameat2.argtypes = [at, name, at, name, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(tmp: Path, out: Path) -> Path | None:
+    """Put folder `tmp` in the place of `out`; returns where the previous `out` now is."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return None
+    if _exchange(tmp, out):
+        return tmp
+    old = tmp.with_name(tmp.name + ".old")
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)  # put the previous outputs back
+        raise
+    return old
+
+
+@contextlib.contextmanager
+def replaced_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp dir beside `out` (a symlink's real folder); on success it becomes
+    `out`, in one step."""
+    out = real_path(Path(out))
+    if out.exists() and not out.is_dir():
+        raise GanError(f"{out}: the output must be a folder, not a file")
+    tmp = temp_dir_beside(out)
+    os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.exists() else DIR_MODE)
+    old = None
+    try:
+        yield tmp
+        for p in tmp.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                fsync_path(p)
+        fsync_path(tmp)
+        old = _swap_in(tmp, out)
+        fsync_path(out.parent)
+    finally:
+        for leftover in (tmp, old):  # the new folder on failure, the old one on success
+            if leftover is not None and leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def carry(old: Path, new: Path, names: Iterable[str]) -> None:
+    """Keep entries of folder `old` (the user's own files among a stage's outputs) in `new`,
+    as hard links where the file system has them, so replacing the folder keeps them."""
+    for name in names:
+        src, dst = old / name, new / name
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(src, dst)
