@@ -34,9 +34,10 @@ _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
 def temp_dir_beside(target: Path) -> Path:
     """A new hidden folder beside `target`, after sweeping the stale temps of dead processes
-    there; the caller removes it."""
+    there (every time: a long-lived process, a flow server, outlives the processes it saw
+    killed); the caller removes it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(target.parent)
+    clean_stale_temps(target.parent, force=True)
     return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
 
 

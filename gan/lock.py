@@ -68,8 +68,9 @@ def acquire(folder: str | os.PathLike, what: str) -> int:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 break  # locked the file that is still there, not one a releaser just removed
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}@{HOST} {what}\n".encode())
+    with contextlib.suppress(OSError):  # a full disk: locked all the same, holder unnamed
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}@{HOST} {what}\n".encode())
     _held[fd] = path
     return fd
 

@@ -39,10 +39,8 @@ def _mount(target: Path, options: str) -> Path:
     return target
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 256 KiB tmpfs filled to the last byte."""
-    disk = _mount(tmp_path / "full", "size=256k")
+def fill(disk: Path) -> Path:
+    """Fill `disk` to the last byte."""
     try:
         with open(disk / "filler", "wb") as f:
             while True:
@@ -50,6 +48,13 @@ def full_disk(tmp_path):
                 f.flush()
     except OSError as exc:
         assert exc.errno == errno.ENOSPC
+    return disk
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs filled to the last byte."""
+    disk = fill(_mount(tmp_path / "full", "size=256k"))
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
