@@ -8,6 +8,15 @@ class GanError(Exception):
     """
 
 
+class DiskError(GanError):
+    """A write failed for want of space or permission: the machine's problem, not the
+    input's, so an HPO worker stops instead of failing trial after trial on it."""
+
+    def __init__(self, path: object, cause: str) -> None:
+        super().__init__(f"{path}: cannot write: {cause}")
+        self.path, self.cause = path, cause
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a stage cleanly (e.g. training after saving a checkpoint).
 

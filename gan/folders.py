@@ -27,7 +27,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gan.errors import GanError
-from gan.io import DIR_MODE, clean_stale_temps, fsync_path, real_path, temp_prefix
+from gan.io import (
+    DIR_MODE,
+    clean_stale_temps,
+    disk_errors_name,
+    fsync_path,
+    real_path,
+    temp_prefix,
+)
 
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
@@ -85,13 +92,14 @@ def replaced_dir(out: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, stat.S_IMODE(out.stat().st_mode) if out.exists() else DIR_MODE)
     old = None
     try:
-        yield tmp
-        for p in tmp.rglob("*"):
-            if p.is_file() and not p.is_symlink():
-                fsync_path(p)
-        fsync_path(tmp)
-        old = _swap_in(tmp, out)
-        fsync_path(out.parent)
+        with disk_errors_name(out):
+            yield tmp
+            for p in tmp.rglob("*"):
+                if p.is_file() and not p.is_symlink():
+                    fsync_path(p)
+            fsync_path(tmp)
+            old = _swap_in(tmp, out)
+            fsync_path(out.parent)
     finally:
         for leftover in (tmp, old):  # the new folder on failure, the old one on success
             if leftover is not None and leftover.is_dir():

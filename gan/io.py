@@ -23,17 +23,19 @@ import errno
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import socket
 import stat
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gan.errors import GanError
+from gan.errors import DiskError, GanError
 
 if TYPE_CHECKING:  # torch is imported where it is used: `gan prepare` writes no torch file
     import torch
@@ -68,6 +70,8 @@ def _disk_cause(folder: Path) -> str | None:
         return None
     if st.f_flag & os.ST_RDONLY:
         return _CAUSES[errno.EROFS]
+    if st.f_blocks == 0 and st.f_files == 0:  # /proc, /sys: not full, just not for files
+        return "a virtual file system (such as /proc) that holds no files"
     if st.f_bavail * st.f_frsize < 1 << 20:
         return _CAUSES[errno.ENOSPC]
     if not os.access(folder, os.W_OK):
@@ -80,7 +84,24 @@ def write_error(path: Path, exc: BaseException) -> GanError | None:
     cause = _CAUSES.get(getattr(exc, "errno", None) or -1) or _disk_cause(_existing(path.parent))
     if cause is None:
         return None
-    return GanError(f"{path}: cannot write: {cause}")
+    return DiskError(path, cause)
+
+
+@contextlib.contextmanager
+def disk_errors_name(path: str | os.PathLike) -> Iterator[None]:
+    """A disk failure in the block becomes one DiskError naming `path`: the output a person
+    asked for, not the hidden temp file, the source being copied or no file at all."""
+    try:
+        yield
+    except DiskError as exc:
+        raise DiskError(path, exc.cause) from None
+    except GanError:
+        raise
+    except Exception as exc:  # OSError, or a library's own (SafetensorError) on a full disk
+        error = write_error(Path(path), exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def disk_error(exc: OSError) -> GanError | None:
@@ -89,7 +110,7 @@ def disk_error(exc: OSError) -> GanError | None:
     cause = _CAUSES.get(exc.errno or -1)
     if cause is None or exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG):
         return None
-    return GanError(f"{exc.filename or 'a file'}: {cause}")
+    return GanError(f"{exc.filename}: {cause}" if exc.filename else f"cannot write: {cause}")
 
 
 def _existing(folder: Path) -> Path:
@@ -247,13 +268,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def check_writable(folder: str | os.PathLike) -> None:
     """Fail now, naming `folder` and the cause, if a stage could not write there later."""
     folder = Path(folder)
-    with atomic_path(folder / ".write-check") as tmp:
+    with disk_errors_name(folder), atomic_path(folder / ".write-check") as tmp:
         tmp.write_bytes(b"ok")
     with contextlib.suppress(OSError):
         (folder / ".write-check").unlink()
     cause = _disk_cause(folder)
     if cause:
-        raise GanError(f"{folder}: cannot write: {cause}")
+        raise DiskError(folder, cause)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -284,14 +305,31 @@ def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise GanError(f"{path}: is a folder, not a torch file")
     if not path.is_file():
         raise GanError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated or not a torch file
-        raise GanError(
-            f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": it fails anyway
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch's own message runs to 7 lines and suggests unpickling
+        raise GanError(f"{path}: {_torch_load_problem(exc)}") from None
+
+
+def _torch_load_problem(exc: Exception) -> str:
+    """What is wrong with a file torch.load refused, in a few words."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"GLOBAL (\S+)", text)
+        if found:
+            return f"refused: loading it would call {found[1]} (ganops loads tensors only)"
+        return "not a weights-only torch file (a pickle of other objects, or corrupt)"
+    if isinstance(exc, OSError):
+        return f"cannot read ({exc.strerror or text})"
+    if isinstance(exc, EOFError) or "central directory" in text:
+        return "truncated or empty: not a whole torch file"
+    return f"not a torch file, or corrupt ({type(exc).__name__}: {text.split('. ')[0][:200]})"
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -321,5 +359,7 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise GanError(f"{path}: not valid JSON ({exc})") from None
+    except ValueError:  # Python's limit on int(str): sys.get_int_max_str_digits()
+        raise GanError(f"{path}: not valid JSON (a number with too many digits)") from None
     except OSError as exc:
         raise GanError(f"{path}: cannot read ({exc.strerror})") from None

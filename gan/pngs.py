@@ -20,7 +20,7 @@ from PIL import Image
 from gan.errors import GanError
 from gan.folders import temp_dir_beside
 from gan.grid import to_uint8
-from gan.io import DIR_MODE, FILE_MODE, real_path
+from gan.io import DIR_MODE, FILE_MODE, disk_errors_name, real_path
 
 
 def _empty_target(out_dir: Path) -> None:
@@ -41,25 +41,28 @@ def write_pngs(batches: Iterable[torch.Tensor], out_dir: str | os.PathLike) -> i
     """
     out_dir = real_path(Path(out_dir))  # a symlinked folder: fill its real folder, keep the link
     _empty_target(out_dir)
-    tmp = temp_dir_beside(out_dir)  # named for this process: swept once a killed one is gone
-    count = 0
-    try:
-        for batch in batches:
-            arrays = to_uint8(batch).permute(0, 2, 3, 1).numpy()
-            for a in arrays:
-                img = Image.fromarray(np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a))
-                path = tmp / f"{count:06d}.png"
-                img.save(path, format="PNG")
-                os.chmod(path, FILE_MODE)
-                count += 1
-        if count == 0:
-            raise GanError(f"{out_dir}: no images to write")
-        os.chmod(tmp, DIR_MODE)
-        if out_dir.is_dir():
-            out_dir.rmdir()  # empty, checked above
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with disk_errors_name(out_dir):  # a full disk names the folder, not "a file"
+        tmp = temp_dir_beside(out_dir)  # named for this process: swept once a killed one is gone
+        count = 0
+        try:
+            for batch in batches:
+                arrays = to_uint8(batch).permute(0, 2, 3, 1).numpy()
+                for a in arrays:
+                    img = Image.fromarray(
+                        np.ascontiguousarray(a[:, :, 0] if a.shape[2] == 1 else a)
+                    )
+                    path = tmp / f"{count:06d}.png"
+                    img.save(path, format="PNG")
+                    os.chmod(path, FILE_MODE)
+                    count += 1
+            if count == 0:
+                raise GanError(f"{out_dir}: no images to write")
+            os.chmod(tmp, DIR_MODE)
+            if out_dir.is_dir():
+                out_dir.rmdir()  # empty, checked above
+            os.replace(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return count
 
 
