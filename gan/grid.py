@@ -9,7 +9,25 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from gan.errors import GanError
 from gan.io import write_bytes
+
+_QUALITY = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}  # a grid to look at, not to archive
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format the file name's suffix names (PNG without a suffix), so that
+    `--out grid.jpg` holds a JPEG; a suffix Pillow cannot write is refused."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    Image.init()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise GanError(
+            f"{path}: Pillow cannot write {suffix} images; name the file .png, .jpg or .webp"
+        )
+    return fmt
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -43,7 +61,9 @@ def tile(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: int = 255
 def save_grid(
     images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1
 ) -> Path:
-    """Write images as one PNG grid, atomically; `scale` enlarges small images for viewing."""
+    """Write images as one grid, atomically, in the format `path`'s suffix names (PNG by
+    default); `scale` enlarges small images for viewing."""
+    fmt = image_format(path)
     x = to_uint8(images)
     if scale > 1:
         x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
@@ -52,7 +72,10 @@ def save_grid(
     array = grid.permute(1, 2, 0).numpy()
     img = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    try:
+        img.save(buf, format=fmt, **_QUALITY.get(fmt, {}))
+    except (OSError, ValueError, KeyError) as exc:  # e.g. XBM holds 1-bit images only
+        raise GanError(f"{path}: cannot write the grid as {fmt} ({exc})") from None
     write_bytes(path, buf.getvalue())
     return Path(path)
 

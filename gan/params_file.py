@@ -68,6 +68,16 @@ def _unique_key_loader() -> type:
                     )
             return super().construct_mapping(node, deep)
 
+        def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+            try:
+                return super().construct_yaml_int(node)
+            except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a number of {len(node.value)} characters is too long",
+                    node.start_mark,
+                ) from None  # fmt: skip
+
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
     return UniqueKeyLoader
 
 
@@ -77,14 +87,24 @@ def _yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
-        raise GanError(f"{source}: not valid YAML ({exc})") from None
+        raise GanError(f"{source}: not valid YAML ({_one_line(exc)})") from None
     except RecursionError:
         raise GanError(f"{source}: nested too deeply to be a params file") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """A YAML error as `line L, column C: what`, not PyYAML's lines quoting the text."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    what = [getattr(exc, k, None) for k in ("context", "problem")]
+    what = "; ".join(w for w in what if w) or " ".join(str(exc).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what
 
 
 def read_params_file(path: str | Path, overrides: list[str] | None = None) -> Any:
     """The file's YAML (unique keys) with the dotted ``key=value`` overrides applied."""
     path = Path(path)
+    if path.is_dir():
+        raise GanError(f"{path}: is a folder, not a params file")
     if not path.is_file():
         raise GanError(f"{path}: params file not found")
     try:

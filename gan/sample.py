@@ -10,7 +10,7 @@ import torch
 
 from gan.errors import GanError
 from gan.export import load_export
-from gan.grid import save_gif, save_grid
+from gan.grid import image_format, save_gif, save_grid
 from gan.pngs import write_pngs
 from gan.registry.resolve import resolve_model
 
@@ -40,6 +40,8 @@ def _check_request(
         raise GanError(
             f"--out {out}: is a folder; give a file name such as {Path(out) / 'samples.png'}"
         )
+    if out is not None:
+        image_format(out)
 
 
 def _labels(
@@ -48,11 +50,14 @@ def _labels(
     """Labels repeated cyclically to n, so `--labels 0 1 2` fills a grid class by class."""
     if labels is None:
         return None
-    y = torch.as_tensor(labels, dtype=torch.long).flatten()
     if num_classes == 0 or not conditional:
         raise GanError("labels were given but this generator is unconditional")
-    if len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= num_classes:
-        raise GanError(f"labels must be class indices in 0..{num_classes - 1}")
+    values = labels.flatten().tolist() if isinstance(labels, torch.Tensor) else list(labels)
+    bad = [v for v in values if not 0 <= v < num_classes]  # before a tensor: 2**70 overflows
+    if not values or bad:
+        shown = f", not {bad[0]}" if bad else ""
+        raise GanError(f"labels must be class indices in 0..{num_classes - 1}{shown}")
+    y = torch.tensor(values, dtype=torch.long)
     return y.repeat(math.ceil(n / len(y)))[:n]
 
 
@@ -105,6 +110,8 @@ def sample(
                 raise GanError(
                     "--interpolate needs two seeds (or, for BigGAN, two --labels) and --frames >= 1"
                 )
+            if Path(out).suffix.lower() == ".gif":
+                raise GanError(f"--out {out}: --interpolate writes its GIF beside the strip")
             classes = None
             if labels is not None and len(labels):
                 k = exported.data.num_classes

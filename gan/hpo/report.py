@@ -133,7 +133,7 @@ def plot_history(study: optuna.Study, hpo: HpoConfig, path: Path) -> None:
             **style,
         )
     ax1.set(xlabel="step", ylabel=hpo.report_metric, title="reports (pruned: grey x, best thick)")
-    if len(trials) <= 12:
+    if ax1.lines and len(trials) <= 12:  # without lines matplotlib warns "no artists"
         ax1.legend(fontsize=7)
     done = [(t.number, t.value) for t in complete]
     if done:

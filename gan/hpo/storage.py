@@ -9,15 +9,18 @@ recorded with each trial). Each such trial is queued again once, with the same p
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import random
 import socket
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
@@ -27,11 +30,51 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from gan.errors import GanError
+from gan.io import write_error
+
+T = TypeVar("T")
 
 
 def log(msg: str) -> None:
     tqdm.write(f"[hpo] {msg}")  # above a training progress bar, not through it
     sys.stdout.flush()
+
+
+class _QuietGanErrors(logging.Filter):
+    """Optuna logs a failed trial with its traceback and then its value; for a GanError
+    both are noise: the worker logs the reason in one line (`trial 3 fail: ...`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = None  # "Trial 3", whose second line goes too
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], GanError):
+            self.dropped = record.getMessage().split(" failed", 1)[0]
+            return False
+        return not (self.dropped and record.getMessage().startswith(f"{self.dropped} failed"))
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_QuietGanErrors())
+
+
+def journal_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """A function of params whose journal file (hpo.storage) sits on a full or read-only
+    disk fails with one error naming the file; Optuna's OSError names none."""
+
+    @functools.wraps(fn)
+    def wrapped(params, *args, **kwargs):
+        try:
+            return fn(params, *args, **kwargs)
+        except OSError as exc:
+            storage = params.hpo.storage
+            path = exc.filename or (None if "://" in storage else storage)
+            error = write_error(Path(path), exc) if path else None
+            if error is None:
+                raise
+            raise error from None
+
+    return wrapped
 
 
 # -- storage ----------------------------------------------------------------------------
@@ -47,8 +90,19 @@ def open_storage(url: str, heartbeat_seconds: int = 60) -> BaseStorage:
     """A journal file for a path, a database (with heartbeats) for a URL."""
     if "://" not in url:
         path = Path(url)
+        if path.is_dir():
+            raise GanError(f"hpo.storage {path}: is a folder, not an Optuna journal file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise GanError(f"hpo.storage {path}: cannot read ({exc.strerror})") from None
+        except Exception as exc:  # Optuna replays each line: any of them may be garbage
+            what = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc
+            raise GanError(
+                f"hpo.storage {path}: not an Optuna journal file ({what}); point hpo.storage "
+                "at the study's journal, or at a new file to start a new study"
+            ) from None
     if url.startswith("postgresql://") and not find_spec("psycopg") and find_spec("psycopg2"):
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")  # SQLAlchemy 2 wants v3
     if url.startswith("sqlite:///"):
@@ -112,7 +166,7 @@ def _alive(worker: dict[str, Any]) -> bool:
     return worker.get("started") is None or _started(int(worker["pid"])) == worker["started"]
 
 
-def _retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+def queue_again(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     """Queue the trial's params again, once: a retry that dies as well is not retried."""
     if "retry_of" in trial.user_attrs:
         return
@@ -121,7 +175,7 @@ def _retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
 
 
 def _retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-    _retry(study, trial, "its worker stopped sending heartbeats (killed or lost)")
+    queue_again(study, trial, "its worker stopped sending heartbeats (killed or lost)")
 
 
 def reap_dead_workers(study: optuna.Study) -> list[int]:
@@ -140,7 +194,7 @@ def reap_dead_workers(study: optuna.Study) -> list[int]:
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             continue  # another worker reaped it first
         reaped.append(t.number)
-        _retry(study, t, reason)
+        queue_again(study, t, reason)
     return reaped
 
 

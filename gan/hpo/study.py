@@ -15,7 +15,6 @@ Entry points: `run` (`gan hpo run`), `best` (`gan hpo best`), `apply` (`gan hpo 
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from gan.config import HpoConfig, Params
-from gan.errors import GanError
+from gan.errors import DiskError, GanError
 from gan.hpo.objective import direction, load_reference, make_objective, needs_classifier
 from gan.hpo.report import apply_best, write_results
 from gan.hpo.settings import (
@@ -40,7 +39,16 @@ from gan.hpo.settings import (
     write_settings,
 )
 from gan.hpo.space import check_space, current_values
-from gan.hpo.storage import log, open_storage, redacted, tidy, worker_identity
+from gan.hpo.storage import (
+    journal_errors,
+    log,
+    open_storage,
+    queue_again,
+    redacted,
+    tidy,
+    worker_identity,
+)
+from gan.io import read_json, write_error
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per report instead
 
@@ -205,10 +213,18 @@ class Worker:
         self.study = open_study(params, self.ref)
         objective = make_objective(params, self.ref, worker_identity(), log, progress)
         self._last: int | None = None
+        self._disk: DiskError | None = None
 
         def numbered(trial: optuna.Trial) -> float:
             self._last = trial.number
-            return objective(trial)
+            try:
+                return objective(trial)
+            except (DiskError, OSError) as exc:  # every later trial would fail the same way
+                where = Path(getattr(exc, "filename", None) or params.hpo.runs_dir)
+                self._disk = exc if isinstance(exc, DiskError) else write_error(where, exc)
+                if self._disk is None:
+                    raise
+                raise self._disk from None
 
         self.objective = numbered
 
@@ -217,12 +233,18 @@ class Worker:
         return budget_left(self.study, self.params.hpo.n_trials)
 
     def run_one(self) -> FrozenTrial:
-        """Run one trial (a failure is recorded, not raised) and return it as stored."""
-        self._last = None
+        """Run one trial (a failure is recorded, not raised) and return it as stored.
+
+        A full or read-only disk is raised instead: the trial is queued again, for when
+        there is room, and the worker stops."""
+        self._last, self._disk = None, None
         self.study.optimize(self.objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
         if self._last is None:
             raise GanError(f"study {self.params.hpo.study}: no trial could be started")
         trial = self.study.get_trials(deepcopy=False)[self._last]
+        if self._disk is not None:
+            queue_again(self.study, trial, str(self._disk))
+            raise self._disk
         hpo = self.params.hpo
         if trial.state == TrialState.COMPLETE:
             outcome = f"{hpo.objective} {trial.value:.4g}"
@@ -235,8 +257,11 @@ class Worker:
         return trial
 
 
+@journal_errors
 def run(params: Params, max_trials: int | None = None) -> dict[str, Any]:
     """Run trials until the study is full (or `max_trials` ran here); returns counts."""
+    if max_trials is not None and max_trials < 1:
+        raise GanError(f"--trials must be at least 1, not {max_trials}")
     worker = Worker(params, progress=params.train.progress)
     ran = 0
     while (max_trials is None or ran < max_trials) and worker.left() > 0:
@@ -245,6 +270,7 @@ def run(params: Params, max_trials: int | None = None) -> dict[str, Any]:
     return {"ran": ran, **state_counts(worker.study)}
 
 
+@journal_errors
 def prepare(params: Params) -> int:
     """Validate, create or check the study, fail dead workers' trials; returns trials left.
 
@@ -255,6 +281,7 @@ def prepare(params: Params) -> int:
     return budget_left(study, params.hpo.n_trials)
 
 
+@journal_errors
 def run_one_if_left(params: Params) -> dict[str, Any] | None:
     """One trial if the study still wants one (another machine may have filled it)."""
     worker = Worker(params)
@@ -283,6 +310,7 @@ def load(params: Params) -> optuna.Study:
         ) from None
 
 
+@journal_errors
 def best(params: Params) -> dict[str, Any]:
     """Write best.json, trials.csv/md and history.png to hpo.output; returns the best record."""
     return write_results(load(params), params.hpo)
@@ -297,7 +325,9 @@ def apply(params_path: str | Path, params: Params, best_file: str | Path | None 
         path = Path(best_file)
         if not path.is_file():
             raise GanError(f"{path}: best params file not found (`gan hpo best` writes it)")
-        record = json.loads(path.read_text())
+        record = read_json(path)
+        if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
+            raise GanError(f"{path}: has no 'params' object (`gan hpo best` writes best.json)")
     else:
         record = best(params)
     return apply_best(params_path, record["params"])

@@ -49,6 +49,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not required <= set(state):
         missing = sorted(required - set(state if isinstance(state, dict) else {}))
         raise GanError(f"{path}: not a ganops checkpoint (missing {', '.join(missing)})")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise GanError(f"{path}: not a ganops checkpoint ('step' is {step!r}, not a count)")
+    if not isinstance(state["fingerprint"], str):
+        raise GanError(f"{path}: not a ganops checkpoint ('fingerprint' is not a string)")
     return state
 
 
