@@ -14,6 +14,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from gan.errors import GanError, Interrupted
+from gan.messages import one_line_warnings
 from gan.stages import STAGES, Stage, json_text
 
 COMMANDS = "gan.commands"  # entry point group: name -> callable(subparsers) adding a command
@@ -248,7 +249,8 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        args.fn(args)
+        with one_line_warnings():
+            args.fn(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
     except BrokenPipeError:  # `gan registry show | head` stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

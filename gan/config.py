@@ -44,6 +44,7 @@ class PreprocessConfig(Section):
     min_size: int = Field(8, gt=0)
     seed: Seed = 0
     shard_size: int = Field(4096, gt=0)
+    follow_symlinks: bool = False  # read links to files outside input (else: rejected, listed)
 
     @field_validator("resolution")
     @classmethod

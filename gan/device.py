@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,9 @@ def cpu_threads(n: int | None):
     if n is None:
         yield
         return
+    cores = os.cpu_count() or 1
+    if n > cores:  # OpenMP aborts or crashes far above the cores (1,000,000: a segfault)
+        raise GanError(f"train.threads {n}: more than the {cores} CPU cores here (null: one each)")
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

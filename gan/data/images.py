@@ -9,6 +9,7 @@ act on; a bad file never stops the whole stage.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,11 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def skip_reason(path: Path) -> str | None:
+def skip_reason(path: Path, inside: Path | None = None) -> str | None:
     """Why a path found in an image folder is not read as an image, or None when it is (a
-    regular file, or a link to one, with a supported extension) or is not an image at all."""
+    regular file, or a link to one, with a supported extension) or is not an image at all.
+    With `inside` (a resolved folder), a link to a file outside it is not read either: a
+    dataset should not reach /etc/passwd or another dataset by accident."""
     suffix = path.suffix.lower()
     if path.is_symlink():
         try:
@@ -59,6 +62,11 @@ def skip_reason(path: Path) -> str | None:
             return "broken symbolic link (its target is missing, or it links in a loop)"
         if target.is_dir():
             return "symbolic link to a folder: not followed (copy or link the files instead)"
+        if inside is not None and suffix in IMAGE_EXTENSIONS and not target.is_relative_to(inside):
+            return (
+                f"symbolic link to {target}, outside {inside}: not read "
+                "(preprocess.follow_symlinks: true reads such links)"
+            )
     if suffix in IMAGE_EXTENSIONS:
         if path.is_dir():
             return "a folder named like an image file, not an image"
@@ -72,7 +80,17 @@ def skip_reason(path: Path) -> str | None:
 
 
 def decode_image(path: str | Path, resolution: int, channels: int, min_size: int) -> Decoded:
-    """Read, normalise and resize one image file; never raises for a bad file."""
+    """Read, normalise and resize one image file; never raises for a bad file. Pillow's
+    warnings (a possible decompression bomb, odd palettes) are warned again naming the file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decoded = _decode(path, resolution, channels, min_size)
+    for w in caught:
+        warnings.warn(f"{path}: {w.message}", w.category, stacklevel=2)
+    return decoded
+
+
+def _decode(path: str | Path, resolution: int, channels: int, min_size: int) -> Decoded:
     try:
         with Image.open(path) as img:
             (w, h), stored_mode = img.size, img.mode

@@ -75,7 +75,7 @@ def _preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
     if not root.is_dir():
         raise GanError(f"{root}: preprocess.input must be a folder of images")
     skipped: list[dict[str, str]] = []
-    files = find_images(root, skipped)
+    files = find_images(root, skipped, cfg.follow_symlinks)
     if not files:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         why = f"; skipped {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
@@ -144,19 +144,23 @@ def _users_files(out: Path, planned: set[str]) -> list[str]:
     return users
 
 
-def find_images(root: Path, skipped: list[dict[str, str]] | None = None) -> list[str]:
+def find_images(
+    root: Path, skipped: list[dict[str, str]] | None = None, follow_symlinks: bool = False
+) -> list[str]:
     """Relative POSIX paths of image files below `root`, sorted; hidden files and folders skipped.
 
     Hidden entries (.git, .dvc, macOS "._x.png" resource forks) are never data. Entries
     that look like images but cannot be read as files (broken links, folders named x.png,
-    GIFs) are appended to `skipped` with their reason.
+    GIFs, unless `follow_symlinks` links to files outside `root`) are appended to `skipped`
+    with their reason.
     """
     found = []
+    inside = None if follow_symlinks else root.resolve()
     for path in root.rglob("*"):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        reason = skip_reason(path)
+        reason = skip_reason(path, inside)
         if reason is not None:
             if skipped is not None:
                 skipped.append({"file": rel.as_posix(), "reason": reason})

@@ -58,15 +58,29 @@ def reference_content_hash(data: str | Path) -> str:
     return content_hash
 
 
+def finite_uint8(images: torch.Tensor, source: str) -> torch.Tensor:
+    """A generator's [-1, 1] output as uint8, refusing NaN or inf: they would become black
+    pixels, scored (FID in the hundreds) and ranked like any other images."""
+    if not bool(torch.isfinite(images).all()):
+        raise GanError(f"{source}: outputs NaN or inf (diverged or damaged weights); not measured")
+    return to_uint8(images)
+
+
 @torch.no_grad()
 def generate_samples(
-    exported, n: int, seed: int, batch_size: int, truncation: float = 1.0, progress: bool = True
+    exported,
+    n: int,
+    seed: int,
+    batch_size: int,
+    truncation: float = 1.0,
+    progress: bool = True,
+    source: str = "generator",
 ):
     """n uint8 samples from a CPU generator seeded `seed` (same latents on every device).
 
     `exported` needs `.family`, `.generator` and `.data` (gan.export.Exported). Returns
     (images, labels); labels cycle i % num_classes when the data has classes, as the
-    trainer's do, and are None otherwise.
+    trainer's do, and are None otherwise. `source` names the generator in errors.
     """
     rng = torch.Generator().manual_seed(seed)
     k = exported.data.num_classes
@@ -80,7 +94,7 @@ def generate_samples(
             x = exported.family.generate(
                 exported.generator, size, rng, labels=y, truncation=truncation
             )
-            chunks.append(to_uint8(x))
+            chunks.append(finite_uint8(x, source))
             bar.update(size)
     return torch.cat(chunks), labels
 

@@ -204,10 +204,11 @@ def measure(cfg: EvaluateConfig, export_dir: str | Path) -> Measurement:
     cache = _feature_cache(cfg, reference.content_hash)
     exported = load_export(export_dir, pick_device(cfg.device))
     if is_translation(exported.family):  # translation families: test A <-> test B
-        return measure_translation(cfg, exported, settings, cache)
+        return measure_translation(cfg, exported, settings, cache, str(export_dir))
     fake, labels = generate_samples(
-        exported, settings.num_samples, settings.seed, settings.batch_size, settings.truncation
-    )
+        exported, settings.num_samples, settings.seed, settings.batch_size, settings.truncation,
+        source=str(export_dir),
+    )  # fmt: skip
     if fake.shape[1:] != reference.images.shape[1:]:
         raise GanError(
             f"{export_dir}: generates {tuple(fake.shape[1:])} images but "

@@ -51,7 +51,7 @@ def read_image_folder(folder: str | Path, manifest: dict[str, Any]) -> FolderIma
     if not root.is_dir():
         raise GanError(f"{root}: evaluate.images must be a folder of images")
     skipped: list[dict[str, str]] = []
-    files = find_images(root, skipped)
+    files = find_images(root, skipped, follow_symlinks=True)  # a folder the user named
     if skipped:
         raise GanError(f"{root / skipped[0]['file']}: {skipped[0]['reason']}")
     if not files:

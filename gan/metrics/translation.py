@@ -23,10 +23,9 @@ from gan.config import EvaluateConfig
 from gan.data.images import decode_image
 from gan.data.shards import SplitData, load_split
 from gan.errors import GanError
-from gan.grid import to_uint8
 from gan.metrics.classifier import WEIGHTS as CLASSIFIER_WEIGHTS
 from gan.metrics.classifier import load_classifier, predict_logits
-from gan.metrics.core import Measurement, extractor_skill, score
+from gan.metrics.core import Measurement, extractor_skill, finite_uint8, score
 from gan.metrics.registry import keyed
 from gan.metrics.settings import FeatureCache, MeasureSettings
 
@@ -36,14 +35,15 @@ GRID_PAIRS = 16  # before/after rows of the grid
 
 @torch.no_grad()
 def translate_images(
-    family, module, images: torch.Tensor, direction: str, batch_size: int
+    family, module, images: torch.Tensor, direction: str, batch_size: int, source: str = "generator"
 ) -> torch.Tensor:
-    """uint8 NCHW in, uint8 NCHW out, through one direction of the exported module."""
+    """uint8 NCHW in, uint8 NCHW out, through one direction of the exported module (`source`
+    names it in errors)."""
     device = next(module.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].to(device).float().div(127.5).sub(1.0)
-        out.append(to_uint8(family.translate(module, x, direction)))
+        out.append(finite_uint8(family.translate(module, x, direction), source))
     return torch.cat(out) if out else images[:0]
 
 
@@ -65,9 +65,14 @@ def before_after(real_a, fake_b, real_b, fake_a, n: int = GRID_PAIRS) -> torch.T
 
 
 def measure_translation(
-    cfg: EvaluateConfig, exported, settings: MeasureSettings, cache: FeatureCache
+    cfg: EvaluateConfig,
+    exported,
+    settings: MeasureSettings,
+    cache: FeatureCache,
+    source: str = "generator",
 ) -> Measurement:
-    """Metrics, protocol and a before/after grid for a translation family (task "translate")."""
+    """Metrics, protocol and a before/after grid for a translation family (task "translate");
+    `source` names the export in errors."""
     split = settings.reference_split
     test = load_split(cfg.data, split)
     real = {d: test.domain(i) for i, d in enumerate("AB")}
@@ -79,7 +84,9 @@ def measure_translation(
             )
     family, module = exported.family, exported.generator
     fake = {
-        d: translate_images(family, module, real[src].images, direction, settings.batch_size)
+        d: translate_images(
+            family, module, real[src].images, direction, settings.batch_size, source
+        )
         for direction, (src, d) in DIRECTIONS.items()
     }
     metrics: dict[str, float] = {}

@@ -29,10 +29,11 @@ def locate(root: str | os.PathLike) -> Path:
     of an empty one in its copy that is deleted afterwards.
     """
     path = Path(root).expanduser()
-    if path.is_absolute():
-        return path
-    dvc_root = os.environ.get("DVC_ROOT")
-    return Path(dvc_root) / path if dvc_root else path
+    if not path.is_absolute() and os.environ.get("DVC_ROOT"):
+        path = Path(os.environ["DVC_ROOT"]) / path
+    if path.exists() and not path.is_dir():
+        raise GanError(f"{path}: is a file, not a registry folder")
+    return path
 
 
 def _fail(path: Path, lineno: int, what: str) -> GanError:

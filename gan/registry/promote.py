@@ -97,7 +97,9 @@ def gather(cfg: PromoteConfig) -> Candidate:
     run_dir = Path(cfg.run_dir)
     run = _read_mapping(run_dir / "run.json")
     export_dir = run_dir / "export"
-    load_export(export_dir)  # a champion that cannot be loaded is worse than none
+    exported = load_export(export_dir)  # a champion that cannot be loaded is worse than none
+    if not all(bool(t.isfinite().all()) for t in exported.generator.state_dict().values()):
+        raise GanError(f"{export_dir}: its weights hold NaN or inf; not registered")
     return Candidate(
         run_id=str(run.get("run_id") or run_dir.name),
         export_dir=export_dir,

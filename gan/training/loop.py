@@ -65,8 +65,11 @@ def _restore(session: Session, cfg: TrainConfig) -> None:
 
     Every rank reads the same checkpoint; only rank 0 moves unfitting ones aside, after all
     have looked. An unreadable (e.g. truncated) newest checkpoint is renamed *.corrupt and
-    the newest intact one is used instead."""
+    the newest intact one is used instead. A missing init_from fails even a resume, which
+    would not read it: the same params would fail when the run starts afresh."""
     run_dir, ranks = cfg.run_dir, session.ranks
+    if cfg.init_from and not Path(cfg.init_from).is_file():  # resuming too (see above)
+        raise GanError(f"train.init_from {cfg.init_from}: file not found")
     found = list_checkpoints(run_dir)
     resumed, aside, broken = False, bool(found), []
     if found and cfg.resume:
