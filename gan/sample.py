@@ -93,6 +93,8 @@ def sample(
         _check_request(
             n if mix is None and interpolate is None else 1, out, seed, truncation, seeds, frames
         )
+    if interpolate is not None and Path(out).suffix.lower() == ".gif":
+        raise GanError(f"--out {out}: --interpolate writes its GIF beside the strip; name a .png")
     if mix is not None and not (mix[0] and mix[1]):
         raise GanError("--mix needs at least one row seed and one column seed")
     exported = load_export(resolve_model(model, registry))
@@ -110,8 +112,6 @@ def sample(
                 raise GanError(
                     "--interpolate needs two seeds (or, for BigGAN, two --labels) and --frames >= 1"
                 )
-            if Path(out).suffix.lower() == ".gif":
-                raise GanError(f"--out {out}: --interpolate writes its GIF beside the strip")
             classes = None
             if labels is not None and len(labels):
                 k = exported.data.num_classes

@@ -87,8 +87,12 @@ def test_sample_writes_the_format_its_suffix_names(dcgan_export, tmp_path, capsy
     assert (
         line == f"error: {bad}: Pillow cannot write .xyz images; name the file .png, .jpg or .webp"
     )
-    assert "cannot write the grid as XBM" in one_error(capsys, main([*base, "--out", "s.xbm"]))
-    assert not bad.exists() and not Path("s.xbm").exists()
+    xbm = tmp_path / "s.xbm"  # Pillow knows the suffix but writes 1-bit images only
+    assert "cannot write the grid as XBM" in one_error(capsys, main([*base, "--out", str(xbm)]))
+    assert not bad.exists() and not xbm.exists()
+    walk = tmp_path / "walk.gif"  # the strip and its GIF would be one file
+    code = main([*base, "--interpolate", "--out", str(walk)])
+    assert "--interpolate writes its GIF beside the strip" in one_error(capsys, code)
 
 
 # ------------------------------------------------------------------ links out of the raw data
