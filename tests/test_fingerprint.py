@@ -21,7 +21,7 @@ PINNED_PRESETS = {
     "params.yaml": "69c9bd864580b253",
     "params-biggan.yaml": "3c2ad8589c1b5bd1",  # the #24 preset (HPO winner, 2,500 steps)
     "params-cyclegan.yaml": "279b82bfd5bd0f5e",
-    "params-stylegan2.yaml": "6e796ac0b5451d49",  # the #24 preset (HPO winner, 7,000 steps)
+    "params-stylegan2.yaml": "3cd162a0965ad5ab",  # the #24 preset (HPO winner, 6,000 steps, lr decay)
 }
 PINNED_TRAIN = [
     ({}, "4b512fbe066971e9"),
