@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch.distributed as dist
 from gan.config import TrainConfig, dump_as_given
 from gan.errors import GanError
 from gan.io import read_json
+from gan.lock import acquire, release
 from gan.training.distributed import Ranks, current
 
 # What a spawned rank runs: the training entry point, called with its TrainConfig.
@@ -83,3 +85,25 @@ def rank_main(rank: int, entry: Entry, cfg_dump: dict[str, Any], init: str, back
         entry(cfg)
     finally:
         dist.destroy_process_group()
+
+
+@contextmanager
+def run_lock(cfg: TrainConfig, ranks: Ranks, owner: bool) -> Iterator[None]:
+    """One training per run folder (gan/lock.py), held by the process that owns the run: a
+    single process, or torchrun's rank 0 (every rank learns whether it got it). A rank that
+    `spawn` started takes none: its launcher holds the lock."""
+    fd, error = None, None
+    if owner and ranks.main:
+        try:
+            fd = acquire(cfg.run_dir, "gan train")
+        except GanError as exc:  # every rank must hear of it, or the others wait
+            error = str(exc)
+    if owner and ranks.active:
+        error = ranks.gather(error)[0]
+    if error:
+        raise GanError(error)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            release(fd)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from gan.errors import GanError, Interrupted
 from gan.export import save_export
 from gan.grid import save_grid
 from gan.io import check_writable, clean_stale_temps, load_torch, read_json, write_json
-from gan.lock import acquire, folder_lock, release
+from gan.lock import folder_lock
 from gan.losses import grad_norm
 from gan.models import get_family
 from gan.models.family import DataInfo, StepContext
@@ -185,33 +185,14 @@ def train(
     else:
         joined = False  # single process, or a rank of a group someone else created
     try:
-        with _run_lock(cfg, ranks, owner=joined or not ranks.active), cpu_threads(cfg.threads):
+        with (
+            launch.run_lock(cfg, ranks, owner=joined or not ranks.active),
+            cpu_threads(cfg.threads),
+        ):
             return _train(cfg, evaluate, hooks, ranks.device(device), ranks)
     finally:
         if joined:
             torch.distributed.destroy_process_group()
-
-
-@contextmanager
-def _run_lock(cfg: TrainConfig, ranks: Ranks, owner: bool) -> Iterator[None]:
-    """One training per run folder (gan/lock.py), held by the process that owns the run: a
-    single process, or torchrun's rank 0 (every rank learns whether it got it). A rank that
-    `launch.spawn` started takes none: its launcher holds the lock."""
-    fd, error = None, None
-    if owner and ranks.main:
-        try:
-            fd = acquire(cfg.run_dir, "gan train")
-        except GanError as exc:  # every rank must hear of it, or the others wait
-            error = str(exc)
-    if owner and ranks.active:
-        error = ranks.gather(error)[0]
-    if error:
-        raise GanError(error)
-    try:
-        yield
-    finally:
-        if fd is not None:
-            release(fd)
 
 
 def precision_for(cfg: TrainConfig, device: torch.device) -> Precision:
