@@ -156,8 +156,15 @@ def retryable(exc: BaseException | None) -> bool:
 
 
 def tree_content(path: str) -> str:
-    """Every file below `path` (raw images are not described anywhere else)."""
-    return sha256_tree(path) if Path(path).is_dir() else "missing"
+    """Every file below `path` (raw images are not described anywhere else), or every file
+    a dataset file's reader opens (an IDX file's labels beside it too)."""
+    if Path(path).is_dir():
+        return sha256_tree(path)
+    if not Path(path).is_file():
+        return "missing"
+    from gan.data.sources import input_files
+
+    return "\n".join(f"{p.name}\0{sha256_file(p)}" for p in input_files(Path(path)))
 
 
 def processed_content(path: str) -> str:
@@ -257,6 +264,7 @@ STAGES: tuple[Stage, ...] = (
             "gan/data/images.py",
             "gan/data/preprocess.py",
             "gan/data/shards.py",
+            "gan/data/sources",
             *LOCKED_WRITES,
             *LOADS_PARAMS,
         ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -79,18 +80,36 @@ def skip_reason(path: Path, inside: Path | None = None) -> str | None:
     return None
 
 
-def decode_image(path: str | Path, resolution: int, channels: int, min_size: int) -> Decoded:
-    """Read, normalise and resize one image file; never raises for a bad file. Pillow's
-    warnings (a possible decompression bomb, odd palettes) are warned again naming the file."""
+def decode_image(
+    path: str | Path | BinaryIO,
+    resolution: int,
+    channels: int,
+    min_size: int,
+    name: str | None = None,
+) -> Decoded:
+    """Read, normalise and resize one image file (or the bytes of an archive's entry, then
+    `name` says which); never raises for a bad file. Pillow's warnings (a possible
+    decompression bomb, odd palettes) are warned again naming the file."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         decoded = _decode(path, resolution, channels, min_size)
     for w in caught:
-        warnings.warn(f"{path}: {w.message}", w.category, stacklevel=2)
+        warnings.warn(f"{name or path}: {w.message}", w.category, stacklevel=2)
     return decoded
 
 
-def _decode(path: str | Path, resolution: int, channels: int, min_size: int) -> Decoded:
+def decode_array(array: np.ndarray, resolution: int, channels: int, min_size: int) -> Decoded:
+    """A uint8 [H, W] or [H, W, 3] array from an archive (CIFAR, IDX) converted and resized
+    exactly as a decoded file is, so the format a dataset came in leaves no trace."""
+    h, w = array.shape[:2]
+    if min(w, h) < min_size:
+        return Decoded(reason=f"too small: {w}x{h}, both sides must be at least {min_size}")
+    img = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+    mode = img.mode
+    return Decoded(image=_tensor(img, resolution, channels), size=(w, h), mode=mode)
+
+
+def _decode(path: str | Path | BinaryIO, resolution: int, channels: int, min_size: int) -> Decoded:
     try:
         with Image.open(path) as img:
             (w, h), stored_mode = img.size, img.mode
@@ -106,12 +125,16 @@ def _decode(path: str | Path, resolution: int, channels: int, min_size: int) -> 
         return Decoded(reason=f"too many pixels ({exc})")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return Decoded(reason=f"corrupt or truncated ({type(exc).__name__}: {exc})")
+    return Decoded(image=_tensor(img, resolution, channels), size=(w, h), mode=stored_mode)
+
+
+def _tensor(img: Image.Image, resolution: int, channels: int) -> torch.Tensor:
+    """Any Pillow image as uint8 [C, R, R]: converted, resized and centre-cropped."""
     img = _to_mode(img, "L" if channels == 1 else "RGB")
     img = _resize_crop(img, resolution)
     array = np.asarray(img, dtype=np.uint8)
     tensor = torch.from_numpy(array.copy())
-    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
-    return Decoded(image=tensor, size=(w, h), mode=stored_mode)
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 def _upright(img: Image.Image) -> Image.Image:

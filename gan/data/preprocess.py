@@ -11,6 +11,9 @@ Three folder layouts are recognised, so users need no index file:
 Class subfolders inside the CycleGAN folders give labels the same way. The train/test split
 is a pure function of the relative paths, the seed and test_fraction, so it does not
 depend on the order the file system lists files in.
+
+The input may also be a dataset file (a stylegan2-ada zip, CIFAR-10's binary archive, IDX
+files): gan/data/sources/ reads those, and the splits they ship with are kept.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from gan.data.shards import (
     tensor_hash,
     write_split,
 )
+from gan.data.sources import Item, Source, folder_source, read_file
 from gan.errors import GanError
 from gan.folders import carry, replaced_dir
 from gan.io import is_stale_temp, real_path, write_json
@@ -44,17 +47,6 @@ MANIFEST_VERSION = 1
 SPLITS = ("train", "test")
 DOMAINS = ("A", "B")
 CYCLEGAN_DIRS = frozenset({"trainA", "trainB", "testA", "testB"})
-
-
-@dataclass
-class Item:
-    """One image file and where the layout puts it; `split` is None until it is assigned."""
-
-    rel: str  # path relative to the input folder, POSIX separators
-    label: int = -1
-    domain: int = 0
-    split: str | None = None
-    image: torch.Tensor | None = None
 
 
 def preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
@@ -72,18 +64,11 @@ def _preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
         raise GanError(
             f"{root}: preprocess.input not found (run `gan prepare` or point it at your images)"
         )
-    if not root.is_dir():
-        raise GanError(f"{root}: preprocess.input must be a folder of images")
-    skipped: list[dict[str, str]] = []
-    files = find_images(root, skipped, cfg.follow_symlinks)
-    if not files:
-        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
-        why = f"; skipped {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
-        raise GanError(f"{root}: no image files found (looked recursively for {exts}){why}")
-
-    layout, classes, items = detect_layout(files, root)
-    folder_split = layout == "cyclegan" and any(f.startswith("test") for f in files)
-    rejected = sorted(skipped + _decode_all(root, items, cfg), key=lambda r: r["file"])
+    if not (root.is_dir() or root.is_file()):
+        raise GanError(f"{root}: preprocess.input must be a folder of images or a dataset file")
+    source = read_file(root, cfg) if root.is_file() else _read_folder(root, cfg)
+    layout, classes, items = source.layout, source.classes, source.items
+    rejected = sorted(source.rejected, key=lambda r: r["file"])
     items = [it for it in items if it.image is not None]
     if not items:
         first = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected[:3])
@@ -91,7 +76,7 @@ def _preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
             f"{root}: no usable images: all {len(rejected)} image files were rejected "
             f"(first reasons: {first})"
         )
-    _assign_splits(items, folder_split, cfg)
+    _assign_splits(items, cfg)
 
     out = Path(cfg.output)
     kept = _users_files(out, _planned(items, cfg))
@@ -103,7 +88,10 @@ def _preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
         manifest = {
             "version": MANIFEST_VERSION,
             "layout": layout,
+            "format": source.format,
             "source": str(cfg.input),
+            "source_sha256": source.sha256,  # the file the dataset came in, if one
+            "source_files": source.files,  # every dataset file read (not a folder's images)
             "resolution": cfg.resolution,
             "channels": cfg.channels,
             "classes": classes,
@@ -117,6 +105,25 @@ def _preprocess(cfg: PreprocessConfig) -> dict[str, Any]:
         write_json(new / MANIFEST, manifest)
         carry(real_path(out), new, kept)
     return manifest
+
+
+def _read_folder(root: Path, cfg: PreprocessConfig) -> Source:
+    """A folder of images in one of the layouts above, or a folder holding a dataset file."""
+    skipped: list[dict[str, str]] = []
+    files = find_images(root, skipped, cfg.follow_symlinks)
+    source = folder_source(root, cfg, has_images=bool(files))
+    if source is not None:
+        return source
+    if not files:
+        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+        why = f"; skipped {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
+        raise GanError(f"{root}: no image files found (looked recursively for {exts}){why}")
+    layout, classes, items = detect_layout(files, root)
+    if layout == "cyclegan" and any(f.startswith("test") for f in files):
+        for it in items:  # the folders give the split
+            it.split = "test" if it.rel.startswith("test") else "train"
+    rejected = skipped + _decode_all(root, items, cfg)
+    return Source("folder", layout, classes, items, rejected)
 
 
 def _planned(items: list[Item], cfg: PreprocessConfig) -> set[str]:
@@ -222,16 +229,16 @@ def _decode_all(root: Path, items: list[Item], cfg: PreprocessConfig) -> list[di
     return rejected
 
 
-def _assign_splits(items: list[Item], folder_split: bool, cfg: PreprocessConfig) -> None:
-    """Folder split for CycleGAN data that has test folders; otherwise stratified by seed.
+def _assign_splits(items: list[Item], cfg: PreprocessConfig) -> None:
+    """The split a source gave (CycleGAN's test folders, CIFAR-10's and MNIST's test sets)
+    is kept; the rest are stratified by seed.
 
     Strata are (domain, class). The test count is round(N * test_fraction), at least one
     when test_fraction > 0, shared out over strata by largest remainder; within a stratum
     the test images are those with the smallest hash of (seed, path).
     """
-    if folder_split:
-        for it in items:
-            it.split = "test" if it.rel.startswith("test") else "train"
+    items = [it for it in items if it.split is None]
+    if not items:
         return
     if cfg.test_fraction > 0 and len(items) < 2:
         raise GanError(
