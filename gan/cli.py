@@ -51,10 +51,20 @@ def cmd_registry(args):
         print(f"champion is now v{record['version']}")
 
 
+def _registry(args: argparse.Namespace) -> str:
+    """--registry, else params' promote.registry where --model names a registry version
+    (a path needs no params file)."""
+    from gan.registry.resolve import names_registry
+
+    if args.registry or not names_registry(args.model):
+        return args.registry or "registry"
+    return _params(args).promote.registry
+
+
 def cmd_sample(args):
     from gan.sample import sample
 
-    registry_root = args.registry or _params(args).promote.registry
+    registry_root = _registry(args)
     out = sample(
         args.model,
         args.n,
@@ -78,6 +88,19 @@ def cmd_export_images(args):
     data = args.data or _params(args).evaluate.data
     count = export_split(data, args.split, args.out)
     print(f"{count} PNGs of the {args.split} split of {data} in {args.out}")
+
+
+def cmd_export(args):
+    from gan.onnx_export import FORMATS, export_onnx
+    from gan.registry.resolve import resolve_model
+
+    if args.format not in FORMATS:
+        raise GanError(
+            f"--format {args.format}: gan export writes {', '.join(FORMATS)} "
+            "(the safetensors export is what `gan train` writes)"
+        )
+    for path in export_onnx(resolve_model(args.model, _registry(args))):
+        print(path)
 
 
 def cmd_hpo(args):
@@ -104,7 +127,7 @@ def cmd_hpo(args):
 def cmd_translate(args):
     from gan.translate import translate
 
-    registry_root = args.registry or _params(args).promote.registry
+    registry_root = _registry(args)
     count = translate(
         args.model, args.direction, args.input, args.output, batch_size=args.batch_size,
         registry=registry_root, device=args.device,
@@ -159,7 +182,10 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
     r.add_argument("--registry", help="registry dir (default: promote.registry in params)")
     s = stage("sample", cmd_sample, "sample images from a trained generator into a PNG grid")
     s.add_argument(
-        "--model", default="champion", help="champion, a registry version (v3) or an export dir"
+        "--model",
+        default="champion",
+        help="champion, a registry version (v3), a run dir, an export dir or a .onnx file "
+        "`gan export` wrote",
     )
     s.add_argument("-n", type=int, default=64, help="number of images in the grid")
     s.add_argument("--out", default="samples.png", help="PNG file of the grid (not a folder)")
@@ -204,6 +230,18 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="--interpolate seeds")
     s.add_argument("--frames", type=int, default=8, help="--interpolate steps between two seeds")
     s.add_argument("--registry", help="registry dir (default: promote.registry in params)")
+    xp = stage(
+        "export",
+        cmd_export,
+        "write the generator as ONNX beside its safetensors (checked in onnxruntime)",
+    )
+    xp.add_argument("--format", default="onnx", help="onnx (needs `pip install 'ganops[onnx]'`)")
+    xp.add_argument(
+        "--model",
+        default="champion",
+        help="champion, a registry version (v3), a run dir or an export dir",
+    )
+    xp.add_argument("--registry", help="registry dir (default: promote.registry in params)")
     ex = stage(
         "export-images",
         cmd_export_images,
@@ -214,7 +252,9 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
     ex.add_argument("--data", help="processed dataset dir (default: preprocess.output in params)")
     tr = stage("translate", cmd_translate, "translate a folder of images with a CycleGAN model")
     tr.add_argument(
-        "--model", default="champion", help="champion, a registry version (v3) or an export dir"
+        "--model",
+        default="champion",
+        help="champion, a registry version (v3), a run dir or an export dir",
     )
     tr.add_argument("--direction", choices=["AtoB", "BtoA"], required=True)
     tr.add_argument("--input", required=True, help="folder of images (searched recursively)")

@@ -279,6 +279,9 @@ class PromoteConfig(Section):
     report: str = "reports/promote"
     # promote even when evaluate's extractor is too weak to judge (gan.metrics.extractor_quality)
     allow_weak_extractor: bool = False
+    # also keep the generator as ONNX with a promoted version (gan/onnx_export.py; needs
+    # `pip install 'ganops[onnx]'`)
+    onnx: bool = False
 
     @model_validator(mode="after")
     def _mode_follows_the_figure(self) -> PromoteConfig:

@@ -1,7 +1,9 @@
-"""`gan sample`: a grid of images from the champion, a registry version or an export dir."""
+"""`gan sample`: a grid of images from the champion, a registry version, a run or export
+dir, or an ONNX file `gan export` wrote (run by onnxruntime on the latents PyTorch draws)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,8 +99,20 @@ def sample(
         raise GanError(f"--out {out}: --interpolate writes its GIF beside the strip; name a .png")
     if mix is not None and not (mix[0] and mix[1]):
         raise GanError("--mix needs at least one row seed and one column seed")
-    exported = load_export(resolve_model(model, registry))
-    G, family = exported.generator, exported.family
+    if str(model).lower().endswith(".onnx"):
+        if mix is not None or interpolate is not None:
+            raise GanError(
+                f"--model {model}: --mix and --interpolate need the PyTorch export (its "
+                "folder); an ONNX file samples grids and --out-dir"
+            )
+        from gan.onnx_export import OnnxGenerator
+
+        exported = OnnxGenerator(model)
+        generate = exported.generate
+    else:
+        exported = load_export(resolve_model(model, registry))
+        G, family = exported.generator, exported.family
+        generate = functools.partial(family.generate, G)
     scale = max(1, 64 // exported.data.resolution)
     with torch.inference_mode():
         if mix is not None:
@@ -123,13 +137,13 @@ def sample(
         rng = torch.Generator().manual_seed(seed)
         if out_dir is not None:
             batches = (
-                family.generate(
-                    G, min(BATCH, n - i), generator=rng, truncation=truncation,
+                generate(
+                    min(BATCH, n - i), generator=rng, truncation=truncation,
                     labels=None if y is None else y[i : i + BATCH],
                 )
                 for i in range(0, n, BATCH)
             )  # fmt: skip
             write_pngs(batches, out_dir)
             return Path(out_dir)
-        images = family.generate(G, n, generator=rng, labels=y, truncation=truncation)
+        images = generate(n, generator=rng, labels=y, truncation=truncation)
     return save_grid(images, out, nrow=math.ceil(math.sqrt(n)))

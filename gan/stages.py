@@ -344,6 +344,7 @@ STAGES: tuple[Stage, ...] = (
             "gan/metrics",
             "gan/training/checkpoint.py",
             "gan/training/ema.py",
+            "gan/onnx_export.py",  # promote.onnx
             *RUNS_MODELS,
         ),
         inputs=(Io("{promote.metrics}"), Io("{promote.run_dir}/export")),

@@ -44,14 +44,14 @@ uv_install() {
     done
     case "$(pip_setting no-index PIP_NO_INDEX)" in 1 | true | yes | on) args+=(--no-index) ;; esac
     "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --index-strategy unsafe-best-match \
-        --compile-bytecode ${args[@]+"${args[@]}"} -c requirements.lock -e ".[dev,dask]"
+        --compile-bytecode ${args[@]+"${args[@]}"} -c requirements.lock -e ".[dev,dask,onnx]"
 }
 
 if "${pip[@]}" install "uv==$uv_version" && uv_install; then
     exit 0
 fi
 echo "note: installing with pip instead of uv $uv_version (a few minutes)" >&2
-"${pip[@]}" install --no-compile -c requirements.lock -e ".[dev,dask]"
+"${pip[@]}" install --no-compile -c requirements.lock -e ".[dev,dask,onnx]"
 # bytecode on both cores (pip writes it on one); some packages ship files that are not
 # Python 3, which compileall reports and pip also skips
 "$venv/bin/python" -m compileall -q -j 0 "$venv/lib" >/dev/null 2>&1 || true

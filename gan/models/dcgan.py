@@ -245,17 +245,22 @@ class DCGAN(GANFamily):
         )
 
     @classmethod
+    def latent_size(cls, G) -> tuple[int, int]:
+        return G.z_dim, G.n_classes
+
+    @classmethod
     def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
+        """z scaled by `truncation`; a conditional G asked for no class gets uniform ones."""
         device = next(G.parameters()).device
-        z = torch.randn(n, G.z_dim, generator=generator, device=generator.device).to(device)
+        z, y = cls.draw(n, G.z_dim, G.n_classes, generator, labels)
+        z = z.to(device)
         z = z * truncation if truncation != 1.0 else z
-        if not G.n_classes:
-            return G(z)
-        if labels is None:  # a conditional G asked for no class: uniformly drawn classes
-            labels = torch.randint(
-                0, G.n_classes, (n,), generator=generator, device=generator.device
-            )
-        return G(z, labels.long().to(device))
+        return G(z) if y is None else G(z, y.to(device))
+
+    @classmethod
+    def export_forward(cls, G, z, labels, truncation) -> torch.Tensor:
+        z = z * truncation
+        return G(z) if labels is None else G(z, labels)
 
     def phases(self) -> list[Phase]:
         """D's (last) phase makes the fakes G's step then reuses, as the textbook loop does,

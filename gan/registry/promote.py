@@ -118,6 +118,11 @@ def promote(cfg: PromoteConfig, evaluation: EvaluateConfig | None = None) -> dic
     measured under another protocol is re-measured under the candidate's before comparing.
     """
     cand = gather(cfg)
+    if cfg.onnx:  # before anything is registered: a missing package is one line
+        from gan.onnx_export import require
+
+        for package in ("onnx", "onnxruntime"):
+            require(package, "promote.onnx")
     registry = Registry(cfg.registry)
     older = registry.root.parent / HISTORY
     if older.is_file() and not registry.history_path.exists():
@@ -135,7 +140,8 @@ def promote(cfg: PromoteConfig, evaluation: EvaluateConfig | None = None) -> dic
             m = measure(evaluation, model_dir)
             return m.metrics, m.protocol
 
-    record = registry.register(cand, Rule(cfg.primary_metric, cfg.mode, cfg.margin), remeasure)
+    rule = Rule(cfg.primary_metric, cfg.mode, cfg.margin)
+    record = registry.register(cand, rule, remeasure, onnx=cfg.onnx)
     if record["duplicate"]:
         record["reason"] = (
             f"this export was already registered as v{record['version']} on {record['time']} "

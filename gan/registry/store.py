@@ -10,7 +10,9 @@ Layout under the registry root:
 - ``champion.json``: the current champion's version and model dir, replaced atomically
   after every change, for tools that only want the pointer.
 - ``models/v<N>/``: a copy of each promoted export (generator.safetensors + .json) with
-  its metrics.json and protocol.json, so a champion outlives the run dir it came from.
+  its metrics.json and protocol.json, so a champion outlives the run dir it came from;
+  with ``promote.onnx`` also the generator as ONNX (gan/onnx_export.py), whose files'
+  sha256 the record's ``export.onnx`` holds.
 
 The decision rule (:func:`decide`) is a pure function; metrics measured under different
 protocols are never compared (docs/architecture.md, 'The model registry'). The registry is
@@ -218,9 +220,14 @@ class Registry:
         write_json(self.champion_path, {**pointer, "since": last["time"], "via": last["decision"]})
 
     def register(
-        self, cand: Candidate, rule: Rule, remeasure: Remeasure | None = None
+        self,
+        cand: Candidate,
+        rule: Rule,
+        remeasure: Remeasure | None = None,
+        onnx: bool = False,
     ) -> dict[str, Any]:
-        """Decide on a candidate, keep a copy if promoted, append its record; returns it.
+        """Decide on a candidate, keep a copy if promoted (`onnx`: with the ONNX export),
+        append its record; returns it.
 
         When the champion was measured under another protocol (new data, a retrained
         classifier), `remeasure(model_dir)` evaluates the champion's model again under the
@@ -287,7 +294,9 @@ class Registry:
                 "champion_remeasured": remeasured,
             }
             if verdict.promoted:
-                record["model_dir"] = self._keep_copy(version, cand, export["sha256"])
+                record["model_dir"], onnx_files = self._keep_copy(version, cand, weights_sha, onnx)
+                if onnx_files:
+                    export["onnx"] = onnx_files
             try:
                 self._append(record)
             except BaseException:  # no history line: the copy must not outlive the failure
@@ -297,20 +306,29 @@ class Registry:
             self._write_pointer()
         return {**_json_safe(record), "duplicate": False}
 
-    def _keep_copy(self, version: int, cand: Candidate, weights_sha: str) -> str:
+    def _keep_copy(
+        self, version: int, cand: Candidate, weights_sha: str, onnx: bool = False
+    ) -> tuple[str, dict[str, str]]:
         """Copy the export into models/v<N>/ through a temp folder swapped into place (a
-        v<N> left by a crash before its history line was written is replaced)."""
+        v<N> left by a crash before its history line was written is replaced); with
+        `onnx`, write its ONNX files there too. Returns the folder and the ONNX files'
+        sha256 by name."""
+        onnx_files: dict[str, str] = {}
         rel = f"{MODELS}/v{version}"
         with replaced_dir(self.root / rel) as tmp:
             for name in (WEIGHTS, CONFIG):
                 shutil.copyfile(Path(cand.export_dir) / name, tmp / name)
             if sha256_file(tmp / WEIGHTS) != weights_sha:
                 raise GanError(f"{cand.export_dir / WEIGHTS}: changed while being registered")
+            if onnx:
+                from gan.onnx_export import export_onnx
+
+                onnx_files = {f.name: sha256_file(f) for f in export_onnx(tmp)}
             write_json(tmp / "metrics.json", _json_safe(cand.metrics))
             write_json(tmp / "protocol.json", _json_safe(cand.protocol))
             for f in tmp.iterdir():
                 os.chmod(f, FILE_MODE)
-        return rel
+        return rel, onnx_files
 
     def _sweep_copies(self) -> None:
         """Remove the temp copies of killed promotes, those whose process is gone (called

@@ -20,7 +20,7 @@ from gan.config import ModelConfig
 from gan.models.biggan.discriminator import Discriminator
 from gan.models.biggan.generator import Generator
 from gan.models.biggan.regularisation import orthogonal_regularisation
-from gan.models.biggan.sampling import truncated_normal
+from gan.models.biggan.sampling import resample_tails, truncated_normal
 from gan.models.family import DataInfo, GANFamily, Phase, StepContext
 from gan.objectives import PenaltyInputs
 
@@ -104,25 +104,34 @@ class BigGAN(GANFamily):
         )
 
     # -- sampling ------------------------------------------------------------------------
-    @staticmethod
-    def latents(G, n: int, generator: torch.Generator, truncation: float = 1.0):
+    @classmethod
+    def latent_size(cls, G) -> tuple[int, int]:
+        return G.z_dim, G.n_classes  # one class (0) where the data has none
+
+    @classmethod
+    def draw_z(cls, n, z_dim, generator, truncation=1.0) -> torch.Tensor:
         """z of n samples; truncation t != 1 redraws every value beyond |t| (1: none)."""
         threshold = None if truncation == 1.0 else truncation
-        z = truncated_normal((n, G.z_dim), threshold, generator)
+        return truncated_normal((n, z_dim), threshold, generator)
+
+    @classmethod
+    def latents(cls, G, n: int, generator: torch.Generator, truncation: float = 1.0):
+        z = cls.draw_z(n, G.z_dim, generator, truncation)
         return z.to(next(G.parameters()).device)
 
     @classmethod
-    def classes(cls, G, n: int, generator: torch.Generator, labels=None) -> torch.Tensor:
-        if labels is None:
-            labels = torch.randint(
-                0, G.n_classes, (n,), generator=generator, device=generator.device
-            )
-        return labels.long().to(next(G.parameters()).device)
+    def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
+        device = next(G.parameters()).device
+        z, y = cls.draw(n, G.z_dim, G.n_classes, generator, labels, truncation)
+        return G(z.to(device), y.to(device))
 
     @classmethod
-    def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
-        z = cls.latents(G, n, generator, truncation)
-        return G(z, cls.classes(G, n, generator, labels))
+    def export_forward(cls, G, z, labels, truncation) -> torch.Tensor:
+        """Truncation in the graph (`resample_tails`) keeps what `draw_z` drew, which lies
+        within it, and replaces a plain normal z's tails as draw_z's redraws would."""
+        if labels is None:  # no labelled data: the one class
+            labels = torch.zeros_like(z[:, 0], dtype=torch.long)
+        return G(resample_tails(z, truncation), labels)
 
     @classmethod
     def interpolate(cls, G, seeds, steps, truncation=1.0, labels=None) -> torch.Tensor:

@@ -60,10 +60,21 @@ def upfirdn2d(
     channels = x.shape[1]
     # conv2d correlates, so flip the taps to convolve; the 2-D gain splits over two passes.
     taps = (f.flip(0) * gain**0.5).to(dtype=x.dtype, device=x.device)
+    if torch.onnx.is_in_onnx_export():  # a traced graph need not know C, which a
+        return _filter_as_batch(x, taps, down)  # depthwise kernel's shape needs
     along_w = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     along_h = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     x = F.conv2d(x, along_w, stride=(1, down), groups=channels)
     return F.conv2d(x, along_h, stride=(down, 1), groups=channels)
+
+
+def _filter_as_batch(x: torch.Tensor, taps: torch.Tensor, down: int) -> torch.Tensor:
+    """upfirdn2d's two passes with every channel as an image of its own (the ONNX export's
+    form: the same filter, the kernel's shape independent of the channel count)."""
+    n, c, h, w = x.shape
+    x = F.conv2d(x.reshape(n * c, 1, h, w), taps.view(1, 1, 1, -1), stride=(1, down))
+    x = F.conv2d(x, taps.view(1, 1, -1, 1), stride=(down, 1))
+    return x.reshape(n, c, x.shape[2], x.shape[3])
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:

@@ -111,17 +111,24 @@ class R3GAN(GANFamily):
 
     # -- sampling ------------------------------------------------------------------------
     @classmethod
+    def latent_size(cls, G) -> tuple[int, int]:
+        return G.z_dim, G.c_dim
+
+    @classmethod
     def generate(cls, G, n, generator, labels=None, truncation=1.0) -> torch.Tensor:
         """z ~ N(0, 1) scaled by `truncation` (R3GAN has no truncation trick of its own;
         this is DCGAN's); a conditional G draws uniform classes when none are given."""
         device = next(G.parameters()).device
-        z = torch.randn(n, G.z_dim, generator=generator, device=generator.device)
+        z, y = cls.draw(n, G.z_dim, G.c_dim, generator, labels)
         z = (z * truncation if truncation != 1.0 else z).to(device)
-        if not G.c_dim:
+        if y is None:
             return G(z)
-        if labels is None:
-            labels = torch.randint(0, G.c_dim, (n,), generator=generator, device=generator.device)
-        return G(z, F.one_hot(labels.long().to(device), G.c_dim).float())
+        return G(z, F.one_hot(y.to(device), G.c_dim).float())
+
+    @classmethod
+    def export_forward(cls, G, z, labels, truncation) -> torch.Tensor:
+        z = z * truncation
+        return G(z) if labels is None else G(z, F.one_hot(labels, G.c_dim).float())
 
     # -- objective -----------------------------------------------------------------------
     def phases(self) -> list[Phase]:

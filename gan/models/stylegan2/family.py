@@ -111,18 +111,17 @@ class StyleGAN2(GANFamily):
         )
 
     # -- sampling ------------------------------------------------------------------------
-    @staticmethod
-    def one_hot(G: nn.Module, labels: torch.Tensor | None, n: int, generator) -> torch.Tensor:
-        """Labels as the one-hot c the networks take; random classes when none are given."""
-        if labels is None:
-            labels = torch.randint(0, G.c_dim, (n,), generator=generator, device=generator.device)
-        return F.one_hot(labels.long(), G.c_dim).float()
+    @classmethod
+    def latent_size(cls, G) -> tuple[int, int]:
+        return G.z_dim, G.c_dim
 
     @classmethod
     def latents(cls, G, n, generator, labels=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z and the labels as the one-hot c the networks take (random classes when none
+        are given), on G's device."""
         device = next(G.parameters()).device
-        z = torch.randn(n, G.z_dim, generator=generator, device=generator.device)
-        c = cls.one_hot(G, labels, n, generator) if G.c_dim else None
+        z, y = cls.draw(n, G.z_dim, G.c_dim, generator, labels)
+        c = F.one_hot(y, G.c_dim).float() if y is not None else None
         return z.to(device), (c.to(device) if c is not None else None)
 
     @classmethod
@@ -131,6 +130,13 @@ class StyleGAN2(GANFamily):
         around the average w (psi 0: the average image of the class)."""
         z, c = cls.latents(G, n, generator, labels)
         return G(z, c, truncation_psi=truncation, noise_mode="const", update_w_avg=False)
+
+    @classmethod
+    def export_forward(cls, G, z, labels, truncation) -> torch.Tensor:
+        """psi as a tensor: w_avg.lerp(w, psi) is w itself at psi 1, as generate's skip is."""
+        c = F.one_hot(labels, G.c_dim).float() if labels is not None else None
+        w = G.mapping(z, c, update_w_avg=False)
+        return G.synthesis(G.mapping.w_avg.lerp(w, truncation), noise_mode="const")
 
     # -- objective -----------------------------------------------------------------------
     def phases(self) -> list[Phase]:
