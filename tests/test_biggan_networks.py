@@ -203,8 +203,9 @@ def test_truncated_normal_bound_and_seed():
     assert torch.equal(z, again)
     plain = truncated_normal((1000,), None, torch.Generator().manual_seed(3))
     assert plain.abs().max() > 2.0
-    with pytest.raises(ValueError, match="greater than 0"):
-        truncated_normal((2,), 0.0)
+    assert torch.equal(truncated_normal((3,), 0.0), torch.zeros(3))  # the mean latent
+    with pytest.raises(ValueError, match="0 or more"):
+        truncated_normal((2,), -0.5)
 
 
 def test_attention_block_is_identity_at_init():

@@ -17,17 +17,20 @@ def truncated_normal(
 ) -> torch.Tensor:
     """Standard normal values, each redrawn until ``|z| <= threshold``.
 
-    ``threshold`` None or infinite gives the plain normal. The draws come from
-    ``generator`` only (on its device unless ``device`` says otherwise), so a seeded
-    generator gives the same latents every time.
+    ``threshold`` None or infinite gives the plain normal; 0 gives zeros, the limit of a
+    shrinking threshold (the mean latent, as StyleGAN2's psi 0 gives the average w). The
+    draws come from ``generator`` only (on its device unless ``device`` says otherwise),
+    so a seeded generator gives the same latents every time.
     """
-    if threshold is not None and not threshold > 0:
-        raise ValueError(f"truncation threshold must be greater than 0, not {threshold}")
+    if threshold is not None and not threshold >= 0:
+        raise ValueError(f"truncation threshold must be 0 or more, not {threshold}")
     if device is None and generator is not None:
         device = generator.device
     z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
     if threshold is None or math.isinf(threshold):
         return z
+    if threshold == 0:
+        return torch.zeros_like(z)
     outside = z.abs() > threshold
     while bool(outside.any()):
         fresh = torch.randn(int(outside.sum()), generator=generator, device=z.device, dtype=dtype)
