@@ -31,8 +31,11 @@ def _print(obj) -> None:
 
 
 def cmd_stage(args):
-    """Any stage of gan/stages.py: its function on its sections of the params."""
-    line = args.stage.says(args.stage.run(_params(args)))
+    """Any stage of gan/stages.py: its function on its sections of the params (with
+    --dry-run, its dry run's)."""
+    dry = getattr(args, "dry_run", False)
+    says = args.stage.dry_run.says if dry else args.stage.says
+    line = says(args.stage.run(_params(args), dry=dry))
     if line is not None:
         print(line)
 
@@ -175,6 +178,8 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
             sp.add_argument(
                 flag.option, dest="set", action="append_const", const=flag.override, help=flag.help
             )
+        if entry.dry_run:
+            sp.add_argument("--dry-run", action="store_true", help=entry.dry_run.help)
     r = stage("registry", cmd_registry, "list, show or roll back registry versions")
     r.add_argument("action", choices=["list", "show", "rollback"])
     r.add_argument("version", nargs="?", help="e.g. 3, v3 or champion")

@@ -36,6 +36,8 @@ class PreprocessConfig(Section):
     # data/raw/<dataset>, output to data/processed/<dataset>, and the classifier and the
     # registry follow it (gan/paths.py); dvc.yaml's paths are written from it.
     dataset: Name | None = None
+    # a folder of images, or a file a dataset ships in (gan/data/sources/): a stylegan2-ada
+    # dataset zip, CIFAR-10's binary archive, an MNIST-style IDX images file
     input: str = "data/raw/digits"
     output: str = "data/processed/digits"
     resolution: int = 32
@@ -121,9 +123,22 @@ class ModelConfig(Section):
     """Base of each family's model section; the family field picks the subclass."""
 
     family: str
+    # sizes and weights derived from the data's resolution and the batch when training
+    # starts (gan/training/preset.py); a key params.yaml sets wins over the derived one
+    preset: str | None = None
     # the adversarial objectives (gan/objectives.py) this family's `loss` may name; None:
     # every registered one
     objectives: ClassVar[tuple[str, ...] | None] = None
+    presets: ClassVar[tuple[str, ...]] = ()  # the names `preset` may take for this family
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str | None) -> str | None:
+        if v is not None and v not in cls.presets:
+            family = cls.model_fields["family"].default
+            has = f"has: {', '.join(cls.presets)}" if cls.presets else "has none"
+            raise ValueError(f"unknown preset {v!r}; {family} {has} (or leave preset unset)")
+        return v
 
     @field_validator("loss", check_fields=False)
     @classmethod
@@ -179,12 +194,17 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _batch_splits_over_ranks(self) -> TrainConfig:
+        # a preset may derive the batch: gan/training/preset.py checks the one it trains with
+        if self.model.preset is None or "batch_size" in self.model_fields_set:
+            self.check_batch_split()
+        return self
+
+    def check_batch_split(self) -> None:
         if self.batch_size % self.world_size:
             raise ValueError(
                 f"train.batch_size {self.batch_size} must be a multiple of train.world_size "
                 f"{self.world_size} (each process takes an equal share of the batch)"
             )
-        return self
 
     @field_validator("model", mode="before")
     @classmethod

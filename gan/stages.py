@@ -90,6 +90,16 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class DryRun:
+    """`gan <stage> --dry-run`: a function (same sections as the stage) that shows what the
+    stage would do and writes nothing; `says` is what the command prints of its result."""
+
+    function: str  # "module:function"
+    help: str
+    says: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
 class FlowCache:
     """How the flows cache a stage: the content of its inputs, and whether its outputs still
     hold a cached result (deleted or overwritten files are recomputed)."""
@@ -128,13 +138,15 @@ class Stage(DvcStage):
     flow_cache: FlowCache | None = None  # None: the flows run it every time
     says: Callable[[Any], str | None] = json_text  # what `gan <name>` prints of its result
     flags: tuple[Flag, ...] = ()
+    dry_run: DryRun | None = None  # `gan <name> --dry-run`; None: the command has no such flag
 
     def dvc_params(self) -> list[Param]:
         return [Param(s) for s in self.sections] + list(self.watches)
 
-    def run(self, params: Params) -> Any:
-        """Call the stage's function on its sections of `params`."""
-        module, _, name = self.function.partition(":")
+    def run(self, params: Params, dry: bool = False) -> Any:
+        """Call the stage's function (`dry`: its dry run's) on its sections of `params`."""
+        target = self.dry_run.function if dry and self.dry_run else self.function
+        module, _, name = target.partition(":")
         function = getattr(importlib.import_module(module), name)
         return function(*(getattr(params, s) for s in self.sections))
 
@@ -212,6 +224,12 @@ def _trained_line(summary: dict[str, Any]) -> str | None:
     if "run_id" not in summary:  # under torchrun, ranks other than 0 have nothing to report
         return None
     return f"trained {summary['run_id']} in {summary['seconds']} s ({summary['img_per_s']} img/s)"
+
+
+def _dry_run_lines(report: dict[str, Any]) -> str:
+    from gan.training.dry_run import describe
+
+    return describe(report)
 
 
 # -- the table ----------------------------------------------------------------------------
@@ -307,6 +325,12 @@ STAGES: tuple[Stage, ...] = (
         outputs=(TRAIN_RUN,),
         says=_trained_line,
         flags=(Flag("--fresh", "train.resume=false", "ignore existing checkpoints of the run"),),
+        dry_run=DryRun(
+            "gan.training.dry_run:dry_run",
+            "show the derived params (train.model.preset), the parameter counts, the memory "
+            "estimate and the step time of a few steps on random data; write nothing",
+            says=_dry_run_lines,
+        ),
     ),
     Stage(
         name="evaluate",

@@ -219,6 +219,18 @@ class GANFamily(ABC):
         with torch.no_grad():
             return judge()
 
+    @classmethod
+    def preset(
+        cls, name: str, cfg: ModelConfig, data: DataInfo, batch: int | None, gpus: int
+    ) -> dict[str, Any]:
+        """The train keys preset `name` (one of the config class's `presets`) derives for
+        `data`, dotted from the train section ("batch_size", "model.r1_gamma", "optim.g_lr");
+        `cfg` is the model section as given, `batch` the batch params.yaml gives (None: the
+        preset may derive it), `gpus` the data-parallel devices. gan/training/preset.py
+        keeps the keys params.yaml sets. A ValueError names what the preset cannot serve
+        (e.g. the resolution)."""
+        raise ValueError(f"{cls.name} has no presets")
+
     # -- data --------------------------------------------------------------------------
     @classmethod
     def make_loader(

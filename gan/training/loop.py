@@ -51,6 +51,7 @@ from gan.training.ema import update_ema
 from gan.training.inference import inference_copy, labels_for
 from gan.training.interrupt import StopOnSignal
 from gan.training.log import MetricsLog
+from gan.training.preset import preset_lines, resolve_preset
 from gan.training.session import Session
 from gan.training.snapshots import Snapshots, snapshot_due
 from gan.training.streams import Streams
@@ -152,6 +153,18 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     return {k: float(v) for k, v in (logged | grads).items()}
 
 
+def end_step(session: Session, step: int) -> None:
+    """After the phases: the lr schedules advance, every rank takes rank 0's buffers, and
+    the EMA copies follow their nets."""
+    family, cfg = session.family, session.cfg
+    for sch in session.schedulers.values():
+        sch.step()
+    broadcast_buffers(family.nets.values(), session.ranks)
+    beta = family.ema_beta(step, cfg.batch_size, cfg.ema)
+    for ema_name, source in family.ema.items():
+        update_ema(family.nets[ema_name], family.nets[source], beta)
+
+
 StepHook = Callable[[int, Session], None]
 
 
@@ -214,16 +227,20 @@ def _train(
         torch.cuda.set_device(device)
     precision = precision_for(cfg, device)
     split = load_split(cfg.data, "train")
+    data = DataInfo.from_manifest(split.manifest)
+    cfg, preset = resolve_preset(cfg, data)  # every rank derives the same values
     _check_batch(cfg, split)
     run_dir = cfg.run_dir
     if ranks.main:  # fail now, not at the first checkpoint; drop temps of killed writes
         check_writable(run_dir)
         for d in (run_dir, checkpoint_dir(run_dir), run_dir / "samples", run_dir / "export"):
             clean_stale_temps(d)
-    check_fits(cfg, DataInfo.from_manifest(split.manifest), precision.device)
+    check_fits(cfg, data, precision.device)
     session = Session(cfg, split, precision, ranks)
     if ranks.main:
         _log(f"precision: {precision.describe()}")
+        for line in preset_lines(preset):
+            _log(line)
         session.snapshots = Snapshots.start(cfg, evaluate, session)  # rank 0 measures
     _restore(session, cfg)
     main = ranks.main  # only rank 0 writes: log, grids, checkpoints, export, progress
@@ -245,7 +262,7 @@ def _train(
     assert_in_sync(session.family.nets, ranks)
     if not ranks.main:
         return {"rank": ranks.rank}
-    summary = _finish(session, cfg, seconds, start_step)
+    summary = _finish(session, cfg, seconds, start_step, preset)
     log.image(run_dir / "samples.png")  # the final grid, for dvclive's readers
     log.end()
     return summary
@@ -261,7 +278,7 @@ def _steps(
     ckpt: Path | None,
 ) -> tuple[Path | None, str | None]:
     """The step loop; returns (latest checkpoint, why training stopped or None)."""
-    ranks, family, run_dir = session.ranks, session.family, cfg.run_dir
+    ranks, run_dir = session.ranks, cfg.run_dir
     device, main, stopped = session.precision.device, ranks.main, None
     seen, last_time = session.images_seen, time.perf_counter()
     for step in range(session.step, cfg.steps):
@@ -275,12 +292,7 @@ def _steps(
             stopped = session.watch.problem(ranks)
             if stopped:
                 break
-        for sch in session.schedulers.values():
-            sch.step()
-        broadcast_buffers(family.nets.values(), ranks)
-        beta = family.ema_beta(step, cfg.batch_size, cfg.ema)
-        for ema_name, source in family.ema.items():
-            update_ema(family.nets[ema_name], family.nets[source], beta)
+        end_step(session, step)
         session.step = done
         bar.update(1)
         if measure:
@@ -339,7 +351,9 @@ def _check_batch(cfg: TrainConfig, split) -> None:
         )
 
 
-def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int) -> dict[str, Any]:
+def _finish(
+    session: Session, cfg: TrainConfig, seconds: float, start_step: int, preset: dict | None
+) -> dict[str, Any]:
     family, run_dir, snapshots = session.family, cfg.run_dir, session.snapshots
     grids = [run_dir / "samples" / f"step-{cfg.steps:08d}.png", run_dir / "samples.png"]
     if cfg.export == "best" and snapshots is not None:
@@ -361,6 +375,7 @@ def _finish(session: Session, cfg: TrainConfig, seconds: float, start_step: int)
         "run": cfg.run,
         "family": family.name,
         "params": session.params,
+        **({"preset": preset} if preset else {}),  # what train.model.preset derived
         "fingerprint": session.fingerprint,
         "data": cfg.data,
         "data_hash": session.data_hash,

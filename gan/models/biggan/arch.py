@@ -48,6 +48,16 @@ def _check(resolution: int) -> None:
         raise ValueError(f"BigGAN supports resolutions {RESOLUTIONS}, not {resolution}")
 
 
+def official_widths(resolution: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """The official plan of the resolution as `g_widths` and `d_widths` write it; `d_widths`
+    None where the plan keeps its size in more than the last block (32 px: two blocks at
+    8x8), which `d_widths` cannot say and None (the official plan) does."""
+    _check(resolution)
+    mults, down = _D_PLANS[resolution]
+    halving = down == (True,) * (len(down) - 1) + (False,)
+    return _G_WIDTHS[resolution], mults if halving else None
+
+
 def generator_stages(
     resolution: int, ch: int, widths: tuple[int, ...] | None = None
 ) -> list[Stage]:

@@ -19,6 +19,7 @@ from torch import nn
 from gan.config import ModelConfig
 from gan.models.biggan.discriminator import Discriminator
 from gan.models.biggan.generator import Generator
+from gan.models.biggan.preset import auto
 from gan.models.biggan.regularisation import orthogonal_regularisation
 from gan.models.biggan.sampling import resample_tails, truncated_normal
 from gan.models.family import DataInfo, GANFamily, Phase, StepContext
@@ -48,6 +49,7 @@ class BigGANConfig(ModelConfig):
     ortho_weight: float = Field(1e-4, ge=0.0)  # orthogonal regularisation of G; 0: off
     sn_eps: float = Field(1e-6, gt=0.0)
     standing_stats: int = Field(16, ge=0, le=1000)  # batches for G_ema's BN statistics
+    presets: ClassVar[tuple[str, ...]] = ("auto",)  # the official plan by resolution (preset.py)
 
 
 def attention_for(res: int, attention: int) -> int:
@@ -87,6 +89,12 @@ class BigGAN(GANFamily):
             widths=cfg.d_widths,
         )
         self.standing_batches = cfg.standing_stats
+
+    @classmethod
+    def preset(
+        cls, name: str, cfg: BigGANConfig, data: DataInfo, batch: int | None, gpus: int
+    ) -> dict[str, Any]:
+        return auto(data, cfg.hier)  # "auto", the one name BigGANConfig.presets allows
 
     @classmethod
     def build_generator(cls, cfg: BigGANConfig, data: DataInfo) -> nn.Module:

@@ -23,6 +23,7 @@ from gan.losses import r1_penalty
 from gan.models.family import Batch, DataInfo, GANFamily, Phase, StepContext
 from gan.models.stylegan2.discriminator import Discriminator
 from gan.models.stylegan2.generator import Generator
+from gan.models.stylegan2.preset import auto
 from gan.models.stylegan2.regularizers import PathLengthPenalty, mix_styles
 from gan.objectives import PenaltyInputs
 from gan.training.ema import half_life_beta
@@ -55,6 +56,7 @@ class StyleGAN2Config(ModelConfig):
     style_mixing: float = Field(0.9, ge=0.0, le=1.0)
     ema_kimg: float = Field(10.0, gt=0.0)  # G_ema half-life in thousands of images
     ema_rampup: float | None = Field(0.05, gt=0.0)  # cap: this share of images seen; null: off
+    presets: ClassVar[tuple[str, ...]] = ("auto",)  # stylegan2-ada's --cfg=auto (preset.py)
 
 
 def check_resolution(resolution: int) -> None:
@@ -89,6 +91,13 @@ class StyleGAN2(GANFamily):
             mbstd_group_size=cfg.mbstd_group_size,
         )
         self.pl = PathLengthPenalty(cfg.pl_decay).to(device)
+
+    @classmethod
+    def preset(
+        cls, name: str, cfg: StyleGAN2Config, data: DataInfo, batch: int | None, gpus: int
+    ) -> dict[str, Any]:
+        check_resolution(data.resolution)
+        return auto(data, batch, gpus)  # "auto", the one name StyleGAN2Config.presets allows
 
     @classmethod
     def is_conditional(cls, cfg: StyleGAN2Config, data: DataInfo) -> bool:
