@@ -207,7 +207,7 @@ def _parser(stages: tuple[Stage, ...] = STAGES) -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="truncation: StyleGAN2 psi around the average w (0: the average image), "
-        "BigGAN threshold of the latents, DCGAN scale of z; 1 is none",
+        "BigGAN threshold of the latents (0: the mean latent), DCGAN scale of z; 1 is none",
     )
     s.add_argument(
         "--labels",
