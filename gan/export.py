@@ -27,6 +27,7 @@ from gan.models.family import DataInfo
 
 WEIGHTS = "generator.safetensors"
 CONFIG = "generator.json"
+DERIVED = "generator*.onnx"  # made from the weights by `gan export` (gan/onnx_export.py)
 
 
 @dataclass
@@ -84,9 +85,15 @@ def save_export(
     extra: dict[str, Any] | None = None,
     classes: list[str] | None = None,
 ) -> Path:
-    """Write the weights and generator.json (family, model config, data, signature)."""
+    """Write the weights and generator.json (family, model config, data, signature).
+
+    ONNX files `gan export` made of the weights there before are removed first: a resumed
+    run re-exports, and a graph of older weights beside the new ones would be shipped or
+    sampled as this export (docs/architecture.md, 'Export')."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(DERIVED):
+        stale.unlink()
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
     with atomic_path(out_dir / WEIGHTS) as tmp:
         save_file(tensors, str(tmp))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_data_formats import (
+from dataset_files import (
     cifar_folder,
     cifar_records,
     cifar_tar,

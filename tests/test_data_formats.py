@@ -1,125 +1,38 @@
 """preprocess reads datasets in the files practitioners have (issue #26): a stylegan2-ada
 dataset zip, CIFAR-10's binary archive, MNIST's IDX files; faults: test_data_format_faults.py.
 
-Fixtures are built here, a few 8x8 images each, in the shipped formats' exact byte layout.
+Fixtures: tests/dataset_files.py; the formats through the whole pipeline:
+test_data_formats_pipeline.py.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
-import json
-import shutil
-import tarfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import digits_tensors
-from PIL import Image
+from dataset_files import (
+    CIFAR_NAMES,
+    cifar_folder,
+    cifar_records,
+    cifar_tar,
+    digits,
+    idx_bytes,
+    idx_set,
+    mnist,
+    run,
+    stylegan_zip,
+)
 
 from gan.cli import main
-from gan.config import PreprocessConfig
 from gan.data.loader import BatchLoader
-from gan.data.preprocess import preprocess
 from gan.data.shards import load_split
 from gan.io import sha256_file
 from gan.stages import tree_content
 from gan.training.streams import Streams
-
-CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck"]  # fmt: skip
-
-
-def run(src: Path, out: Path, **kwargs) -> dict:
-    kwargs = {"resolution": 8, **kwargs}
-    return preprocess(PreprocessConfig(input=str(src), output=str(out), **kwargs))
-
-
-def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """n real 8x8 grey digits (uint8 [n, 8, 8]) and their labels."""
-    images, labels = digits_tensors(8)
-    return images[:n, 0].numpy(), labels[:n].numpy().astype(np.uint8)
-
-
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-# ---------------------------------------------------------------- fixture builders
-
-
-def stylegan_zip(path: Path, n: int = 12, labels: object = "digits", extra=None) -> Path:
-    """dataset_tool.py's layout: 00000/img00000000.png ... (stored), plus dataset.json."""
-    images, classes = digits(n)
-    names = [f"{k // 5:05d}/img{k:08d}.png" for k in range(n)]
-    if labels == "digits":
-        labels = [[name, int(c)] for name, c in zip(names, classes, strict=True)]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, image in zip(names, images, strict=True):
-            zf.writestr(name, png(image))
-        if labels != "none":
-            zf.writestr("dataset.json", json.dumps({"labels": labels}))
-        for name, data in (extra or {}).items():
-            zf.writestr(name, data)
-    return path
-
-
-def cifar_records(n: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    records = rng.integers(0, 256, size=(n, 3073), dtype=np.uint8)
-    records[:, 0] = np.arange(n) % 10
-    return records.tobytes()
-
-
-def cifar_folder(folder: Path, per_batch: int = 4, meta: bool = True) -> Path:
-    """cifar-10-batches-bin/: data_batch_1..5.bin, test_batch.bin, batches.meta.txt."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(1, 6):
-        (folder / f"data_batch_{k}.bin").write_bytes(cifar_records(per_batch, k))
-    (folder / "test_batch.bin").write_bytes(cifar_records(per_batch, 0))
-    if meta:
-        (folder / "batches.meta.txt").write_text("\n".join(CIFAR_NAMES) + "\n\n")
-    return folder
-
-
-def cifar_tar(path: Path, **kwargs) -> Path:
-    folder = cifar_folder(path.parent / "build" / "cifar-10-batches-bin", **kwargs)
-    with tarfile.open(path, "w:gz") as tf:
-        tf.add(folder, arcname="cifar-10-batches-bin")
-    shutil.rmtree(folder.parent)
-    return path
-
-
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return magic.to_bytes(4, "big") + dims + array.astype(np.uint8).tobytes()
-
-
-def write_maybe_gz(path: Path, data: bytes) -> Path:
-    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
-    return path
-
-
-def idx_set(folder: Path, prefix: str, n: int, gz: bool = True, offset: int = 0) -> Path:
-    """<prefix>-images-idx3-ubyte[.gz] and its labels file; returns the images file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    images, labels = digits(offset + n)
-    ext = ".gz" if gz else ""
-    write_maybe_gz(folder / f"{prefix}-labels-idx1-ubyte{ext}", idx_bytes(labels[offset:], 0x801))
-    return write_maybe_gz(
-        folder / f"{prefix}-images-idx3-ubyte{ext}", idx_bytes(images[offset:], 0x803)
-    )
-
-
-def mnist(folder: Path, gz: bool = True) -> Path:
-    idx_set(folder, "t10k", 5, gz=gz, offset=20)
-    return idx_set(folder, "train", 20, gz=gz)
-
 
 # ---------------------------------------------------------------- stylegan2-ada zip
 

@@ -238,3 +238,20 @@ def test_without_the_packages_one_line_says_what_to_install(
     err = one_error(capsys)
     assert f"needs the {package} package" in err and "pip install 'ganops[onnx]'" in err
     assert not (dcgan_export / ONNX).exists()
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cyclegan"])
+def test_a_new_export_of_the_weights_removes_the_onnx_of_the_old(name, tmp_path):
+    """A run that trains on (more steps, a resume) exports again into the same folder: the
+    ONNX files of the older weights go, so none is sampled or shipped as the new model."""
+    folder = tiny_export(tmp_path / "export", name)
+    written = export_onnx(folder)
+    assert written and all(f.is_file() for f in written)
+    old = load_export(folder)
+    with torch.no_grad():
+        for p in old.generator.parameters():
+            p.add_(1.0)
+    model_cfg = old.meta["model"]
+    save_export(folder, name, model_cfg, old.data, old.generator)
+    assert not list(folder.glob("*.onnx")), "the graph of the older weights is still there"
+    assert export_onnx(folder) == written  # and `gan export` writes the new ones

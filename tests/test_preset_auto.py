@@ -74,7 +74,8 @@ def test_stylegan2_auto_is_the_official_auto_config(res):
 def test_the_batch_follows_the_data_parallel_devices(res, world_size, batch, group, gamma):
     model = {"family": "stylegan2", "preset": "auto"}
     cfg, record = resolved(model, res, world_size=world_size, batch_size=world_size)
-    assert record["given"]["batch_size"] == {"value": world_size, "preset": world_size}
+    # the record says which batch the given one replaced (it once repeated the given one)
+    assert record["given"]["batch_size"] == {"value": world_size, "preset": batch}
     cfg, record = resolved(model, res, world_size=world_size)
     assert (cfg.batch_size, cfg.model.mbstd_group_size) == (batch, group)
     assert cfg.model.r1_gamma == pytest.approx(gamma) and record["gpus"] == world_size
@@ -221,6 +222,7 @@ def test_dry_run_prints_counts_memory_and_step_time_and_writes_nothing(
     assert "Adam state " in out and "step time: " in out and " img/s" in out
     if model["family"] == "stylegan2":
         assert "model.mapping_layers     2" in out and "model.r1_gamma           0.0128" in out
+        assert "batch_size               4  (given; the preset: 32)" in out  # not "4"
     else:
         assert "model.g_widths           [4, 4, 4, 4]" in out
         assert "model.ch                 4  (given; the preset: 64)" in out

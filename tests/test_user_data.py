@@ -12,34 +12,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, digits_tensors
-from PIL import Image
+from conftest import REPO
+from dataset_files import COLOURS, make_folder
 from test_pipeline_dvc import ran_stages, run, tiny_repo
 from torch_fidelity.utils import prepare_input_from_descriptor
 
 from gan.cli import main
 from gan.errors import GanError
 from gan.metrics.extractor_quality import WEAK_SKILL
-
-COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 60, 230)}
-
-
-def make_folder(root: Path, per_class: int = 40, size: int = 16) -> Path:
-    """data/raw/mine/<colour>/<i>.png: digit k of the colour's class on a random tint."""
-    images, labels = digits_tensors(size)
-    rng = np.random.default_rng(0)
-    for k, (name, colour) in enumerate(COLOURS.items()):
-        (root / name).mkdir(parents=True)
-        ink = images[labels == k][:per_class].numpy()[:, 0, :, :, None] / 255.0
-        for i, a in enumerate(ink):
-            background = rng.integers(0, 80, size=3)
-            rgb = (1 - a) * background + a * np.array(colour)
-            Image.fromarray(rgb.round().astype(np.uint8), "RGB").save(root / name / f"{i}.png")
-    return root
 
 
 def test_dvc_add_of_a_folder_under_data_raw(tmp_path):

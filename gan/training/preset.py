@@ -56,8 +56,12 @@ def resolve_preset(cfg: TrainConfig, data: DataInfo) -> tuple[TrainConfig, dict[
         return cfg, None
     where = f"train.model.preset {name}"
     batch = cfg.batch_size if given(cfg, "batch_size") else None
+    family = get_family(cfg.model.family)
     try:
-        values = get_family(cfg.model.family).preset(name, cfg.model, data, batch, cfg.world_size)
+        values = family.preset(name, cfg.model, data, batch, cfg.world_size)
+        if batch is not None and "batch_size" in values:  # the batch the given one replaced
+            unbatched = family.preset(name, cfg.model, data, None, cfg.world_size)
+            values = {**values, "batch_size": unbatched["batch_size"]}
     except ValueError as exc:
         raise GanError(f"{where}: {exc} (train.data: {cfg.data})") from None
     derived = {k: v for k, v in values.items() if not given(cfg, k)}
