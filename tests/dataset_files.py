@@ -2,7 +2,8 @@
 stylegan2-ada dataset zip, CIFAR-10's binary archive, MNIST's IDX files and a folder of
 images in class subfolders, each in the shipped format's exact byte layout, a few 8x8
 (CIFAR: 32x32, the folder: 16x16) images each. Used by test_data_formats.py,
-test_data_format_faults.py, test_data_formats_pipeline.py and test_user_data.py.
+test_data_format_faults.py, test_data_formats_pipeline.py, test_data_formats_dvc.py and
+test_user_data.py.
 """
 
 from __future__ import annotations
