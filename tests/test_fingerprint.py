@@ -19,7 +19,7 @@ from gan.training.fingerprint import (
 # TRAIN_LATER_DEFAULTS and the unwritten-ada serializer), with data hash "h".
 PINNED_PRESETS = {
     "params.yaml": "69c9bd864580b253",
-    "params-biggan.yaml": "3c2ad8589c1b5bd1",  # the #24 preset (HPO winner, 2,500 steps)
+    "params-biggan.yaml": "34ceb32750fd9935",  # the #24 preset (study v3 winner, 2,000 steps, lr decay)
     "params-cyclegan.yaml": "279b82bfd5bd0f5e",
     "params-stylegan2.yaml": "3cd162a0965ad5ab",  # the #24 preset (HPO winner, 6,000 steps, lr decay)
 }

@@ -25,12 +25,12 @@ WINNERS = {
         },
     ),
     "params-biggan.yaml": (
-        "digits-biggan-v2",
+        "digits-biggan-v3",
         {
-            "ema.decay": 0.9828823975270395,
-            "model.d_steps": 3,
-            "optim.d_lr": 0.0015961625513536738,
-            "optim.g_lr": 0.0012405409568862662,
+            "ema.decay": 0.9959004982870521,
+            "model.d_steps": 4,
+            "optim.d_lr": 0.00022073321594005937,
+            "optim.g_lr": 0.0011769068198112956,
         },
     ),
 }
