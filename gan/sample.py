@@ -131,7 +131,9 @@ def sample(
                 k = exported.data.num_classes
                 classes = _labels(labels, len(labels), k, exported.conditional).tolist()
             walk = family.interpolate(G, interpolate, frames, truncation, labels=classes)
-            save_gif(walk, Path(out).with_suffix(".gif"), scale=scale)
+            real = Path(out).resolve()
+            if not real.exists() or real.is_file():  # not beside a device: no /dev/null.gif
+                save_gif(walk, Path(out).with_suffix(".gif"), scale=scale)
             return save_grid(walk, out, nrow=len(walk), scale=scale)
         y = _labels(labels, n, exported.data.num_classes, exported.conditional)
         rng = torch.Generator().manual_seed(seed)

@@ -121,6 +121,19 @@ def test_sample_out_to_a_device_writes_through(dcgan_export, tmp_path, capsys):
     assert _is_null_device(null)
 
 
+def test_interpolate_to_a_device_leaves_no_gif_beside_it(tmp_path, capsys):
+    from test_onnx_export import tiny_export  # a StyleGAN2 export: DCGAN does not interpolate
+
+    export = tiny_export(tmp_path / "model", "stylegan2")
+    out = tmp_path / "out"
+    out.mkdir()
+    null = _null_device(out)
+    code = main(["sample", "--model", str(export), "--registry", str(tmp_path),
+                 "--interpolate", "--seeds", "0", "1", "--frames", "3", "--out", str(null)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert _is_null_device(null) and sorted(p.name for p in out.iterdir()) == ["null"]
+
+
 def test_out_dir_fills_a_symlinked_folders_real_folder(tmp_path):
     real = tmp_path / "real"
     real.mkdir()
