@@ -33,6 +33,8 @@ from gan.errors import GanError
 from gan.io import sha256_file
 
 LABELS_FILE = "dataset.json"
+# what zipfile raises for a damaged or unreadable archive: NotImplementedError is its answer
+# to a compression method it lacks (an entry packed by 7-Zip with PPMd, say)
 CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
 
 
