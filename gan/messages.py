@@ -1,4 +1,5 @@
-"""Warnings as one line each (`warning: ...`), the way the CLI reports errors.
+"""Warnings as one line each (`warning: ...`), the way the CLI reports errors, and a
+library's exception as one short line for those errors (`exception_line`).
 
 Python prints a warning as two lines, the second quoting the source line that issued it:
 a user of `gan` wants to read what happened (a torn history line, a huge image), not our
@@ -31,3 +32,9 @@ def one_line_warnings() -> Iterator[None]:
         yield
     finally:
         warnings.formatwarning = saved
+
+
+def exception_line(exc: BaseException, limit: int = 200) -> str:
+    """A library's exception as one short line (tarfile's lists every method it tried,
+    onnxruntime's spans lines)."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__

@@ -31,6 +31,7 @@ from torch import nn
 from gan.errors import GanError
 from gan.export import Exported, load_export
 from gan.io import sha256_file, write_bytes
+from gan.messages import exception_line
 from gan.models import get_family
 from gan.models.family import DataInfo
 
@@ -196,7 +197,7 @@ class OnnxGenerator:
         try:
             self.session = _session(str(path), ort)
         except Exception as exc:  # onnxruntime's own exception types
-            reason = " ".join(str(exc).split())[:300]
+            reason = exception_line(exc, 300)
             raise GanError(f"{path}: not a readable ONNX model ({reason})") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         if raw is None:
@@ -240,6 +241,6 @@ class OnnxGenerator:
         try:
             (images,) = self.session.run(["images"], _feeds(feeds))
         except Exception as exc:  # onnxruntime's own exception types
-            reason = " ".join(str(exc).split())[:300]
+            reason = exception_line(exc, 300)
             raise GanError(f"{self.path}: onnxruntime cannot run it ({reason})") from None
         return torch.from_numpy(images)

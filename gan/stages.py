@@ -249,6 +249,7 @@ RUNS_MODELS = (
     "gan/losses.py",
     "gan/objectives.py",
     "gan/data",
+    "gan/messages.py",  # gan/data/sources' one-line errors
     *LOCKED_WRITES,  # gan/data/preprocess.py's
     "gan/training/streams.py",  # the loaders and augmentation take their seeds from it
     *LOADS_PARAMS,
@@ -283,6 +284,7 @@ STAGES: tuple[Stage, ...] = (
             "gan/data/preprocess.py",
             "gan/data/shards.py",
             "gan/data/sources",
+            "gan/messages.py",  # the readers' one-line errors
             *LOCKED_WRITES,
             *LOADS_PARAMS,
         ),

@@ -64,11 +64,6 @@ def fail(path: Path, what: str) -> GanError:
     return GanError(f"{path}: {what}")
 
 
-def cause(exc: BaseException) -> str:
-    """A library's exception as one short line (tarfile's lists every method it tried)."""
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
 def check_entry_name(archive: Path, name: str) -> None:
     """Refuse an entry named absolutely or with `..`: unpacked, it would land elsewhere."""
     parts = name.replace("\\", "/").split("/")

@@ -23,12 +23,12 @@ from gan.data.sources.base import (
     Item,
     Source,
     array_items,
-    cause,
     check_entry_name,
     class_index,
     fail,
 )
 from gan.io import sha256_file
+from gan.messages import exception_line
 
 SIDE = 32
 RECORD = 1 + 3 * SIDE * SIDE
@@ -69,7 +69,7 @@ def read_cifar_tar(path: Path, cfg: PreprocessConfig) -> Source:
                         raise EOFError(f"{member.name} ends early")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise fail(
-            path, f"not a readable tar archive, truncated or corrupt ({cause(exc)})"
+            path, f"not a readable tar archive, truncated or corrupt ({exception_line(exc)})"
         ) from None
     sha = sha256_file(path)
     return _source(path, data, {str(path): sha}, sha, cfg)

@@ -27,11 +27,11 @@ from gan.data.sources.base import (
     Item,
     Source,
     array_items,
-    cause,
     class_index,
     fail,
 )
 from gan.io import sha256_file
+from gan.messages import exception_line
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 SPLIT_PREFIXES = {"train": "train", "t10k": "test"}
@@ -133,7 +133,7 @@ def _read(path: Path, magic: int) -> np.ndarray:
                 raise fail(path, f"header promises {dims} = {size:,} bytes: refused as a bomb")
             data = f.read(size + 1)  # never more than the header promises, plus one
     except (OSError, EOFError, zlib.error) as exc:
-        raise fail(path, f"truncated or corrupt ({cause(exc)})") from None
+        raise fail(path, f"truncated or corrupt ({exception_line(exc)})") from None
     if len(data) != size:
         holds = "more" if len(data) > size else f"{len(data):,}"
         raise fail(

@@ -23,7 +23,6 @@ from gan.data.sources.base import (
     Budget,
     Item,
     Source,
-    cause,
     check_entry_name,
     class_index,
     fail,
@@ -31,6 +30,7 @@ from gan.data.sources.base import (
 )
 from gan.errors import GanError
 from gan.io import sha256_file
+from gan.messages import exception_line
 
 LABELS_FILE = "dataset.json"
 # what zipfile raises for a damaged or unreadable archive: NotImplementedError is its answer
@@ -43,7 +43,7 @@ def read_zip(path: Path, cfg: PreprocessConfig) -> Source:
         archive = zipfile.ZipFile(path)
     except CORRUPT as exc:
         raise fail(
-            path, f"not a readable zip archive, truncated or corrupt ({cause(exc)})"
+            path, f"not a readable zip archive, truncated or corrupt ({exception_line(exc)})"
         ) from None
     with archive:
         names = _checked_names(path, archive)
@@ -100,7 +100,9 @@ def _read(path: Path, archive: zipfile.ZipFile, name: str) -> bytes:
     try:
         return archive.read(name)  # bounded by the declared size; a bad CRC raises
     except CORRUPT as exc:
-        raise fail(path, f"entry {name!r} cannot be read: corrupt archive ({cause(exc)})") from None
+        raise fail(
+            path, f"entry {name!r} cannot be read: corrupt archive ({exception_line(exc)})"
+        ) from None
 
 
 def _labels(
