@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gan.errors import GanError
-from gan.io import FILE_MODE, atomic_path, write_json
+from gan.io import FILE_MODE, atomic_path, make_dirs, write_json
 from gan.models import get_family
 from gan.models.family import DataInfo
 
@@ -91,7 +91,7 @@ def save_export(
     run re-exports, and a graph of older weights beside the new ones would be shipped or
     sampled as this export (docs/architecture.md, 'Export')."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     for stale in out_dir.glob(DERIVED):
         stale.unlink()
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}

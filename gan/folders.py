@@ -10,8 +10,10 @@ one is deleted. Until then the previous output stays whole and usable; a failure
 leaves it as it was (docs/architecture.md, 'Atomic writes').
 
 Where the file system cannot exchange, the old folder is renamed aside and the new one
-renamed in: only a crash between those two renames leaves the old outputs in
-`.<name>.<owner>.<random>.tmp.old` and no output folder.
+renamed in: a crash between those two renames leaves the old outputs in
+`.<name>.<owner>.<random>.tmp.old` and no output folder. Once that owner is gone, the next
+write beside it, or a reader that finds the folder missing (`restore_set_aside`), renames
+the old outputs back (or, where the new folder made it in, removes them).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -32,18 +36,55 @@ from gan.io import (
     clean_stale_temps,
     disk_errors_name,
     fsync_path,
+    make_dirs,
+    owner_gone,
     real_path,
     temp_prefix,
 )
 
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_SET_ASIDE = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.tmp\.old$"
+)
+
+
+def _sweep_set_aside(folder: Path, name: str | None = None) -> list[Path]:
+    """Settle the previous outputs that fallback swaps killed between their two renames left
+    in `folder` (those of `name` only, if given): renamed back where their output folder is
+    missing, removed where the new one made it in. Returns the folders settled."""
+    settled = []
+    for old in folder.glob(".*.tmp.old") if folder.is_dir() else ():
+        found = _SET_ASIDE.match(old.name)
+        if not found or (name is not None and found["name"] != name) or old.is_symlink():
+            continue
+        with contextlib.suppress(OSError):  # gone already (another process settled it)
+            age = time.time() - old.stat().st_mtime
+            if not old.is_dir() or not owner_gone(int(found["pid"]), found["host"], age):
+                continue
+            out = folder / found["name"]
+            if out.exists() or out.is_symlink():
+                shutil.rmtree(old)
+            else:
+                os.rename(old, out)  # the old outputs, whole, where they were
+            settled.append(old)
+    return settled
+
+
+def restore_set_aside(out: str | os.PathLike) -> bool:
+    """For a reader that finds folder `out` missing: put back the previous `out` a killed
+    fallback swap left aside (module doc). True when `out` is there now."""
+    out = Path(out)
+    if not out.exists():
+        _sweep_set_aside(out.parent, out.name)
+    return out.is_dir()
 
 
 def temp_dir_beside(target: Path) -> Path:
     """A new hidden folder beside `target`, after sweeping the stale temps of dead processes
     there (every time: a long-lived process, a flow server, outlives the processes it saw
     killed); the caller removes it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent, target)
+    _sweep_set_aside(target.parent)
     clean_stale_temps(target.parent, force=True)
     return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
 

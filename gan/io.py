@@ -144,9 +144,17 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
     if not owned and not (legacy and path.is_file()):
         return False
     age = (now or time.time()) - path.stat().st_mtime
-    if owned and owned["host"] == HOST:
-        return not pid_alive(int(owned["pid"]))
-    return age > (STALE_SECONDS if owned else LEGACY_STALE_SECONDS)
+    if owned:
+        return owner_gone(int(owned["pid"]), owned["host"], age)
+    return age > LEGACY_STALE_SECONDS
+
+
+def owner_gone(pid: int, host: str, age: float) -> bool:
+    """Whether the process a temp is named for (`<pid>@<host>`, `age` seconds old) can no
+    longer be using it: gone from this host, or another host's and older than a day."""
+    if host == HOST:
+        return not pid_alive(pid)
+    return age > STALE_SECONDS
 
 
 def clean_stale_temps(folder: str | os.PathLike, force: bool = False) -> list[Path]:
@@ -215,11 +223,28 @@ def _target(path: Path) -> Path:
     return real
 
 
-def _temp_beside(target: Path) -> Path:
+def make_dirs(folder: str | os.PathLike, written: str | os.PathLike | None = None) -> Path:
+    """`mkdir -p folder`; a failure is one DiskError naming `written` (the file or folder a
+    person asked for; default `folder`) and, where a file is in the way, that file (mkdir's
+    own FileExistsError names only the part of the path that is a file)."""
+    folder = Path(folder)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # exist_ok covers folders: a part of the path is a file
-        raise OSError(errno.ENOTDIR, "Not a directory", str(target.parent)) from None
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # exist_ok covers folders, not files
+        part = next((p for p in (*reversed(folder.parents), folder) if p.exists()
+                     and not p.is_dir()), None)  # fmt: skip
+        cause = f"{part} is a file, not a folder" if part else _CAUSES[errno.ENOTDIR]
+        raise DiskError(written or folder, cause) from None
+    except OSError as exc:
+        error = write_error(folder, exc)
+        if error is None:
+            raise
+        raise DiskError(written or folder, error.cause) from None
+    return folder
+
+
+def _temp_beside(target: Path) -> Path:
+    make_dirs(target.parent, target)
     clean_stale_temps(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
     os.close(fd)

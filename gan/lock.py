@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gan.errors import GanError
-from gan.io import FILE_MODE, HOST, write_error
+from gan.errors import DiskError, GanError
+from gan.io import FILE_MODE, HOST, make_dirs, write_error
 
 _held: dict[int, Path] = {}  # fd -> lock file, closed in forked children (below)
 
@@ -43,12 +43,17 @@ def _holder(path: Path) -> str:
     return "another process"
 
 
-def _open(path: Path) -> int:
+def _open(path: Path, folder: str | os.PathLike) -> int:
+    """The lock file, opened; a failure names `folder`, the one the person asked for."""
+    make_dirs(Path(folder).parent, folder)  # where the person named it, not its real path
+    make_dirs(path.parent, folder)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     except OSError as exc:
-        raise write_error(path, exc) or GanError(f"{path}: cannot lock ({exc})") from None
+        error = write_error(path, exc)
+        if error is None:
+            raise GanError(f"{folder}: cannot lock ({exc.strerror or exc})") from None
+        raise DiskError(folder, error.cause) from None
 
 
 def acquire(folder: str | os.PathLike, what: str) -> int:
@@ -56,7 +61,7 @@ def acquire(folder: str | os.PathLike, what: str) -> int:
     returns the descriptor to hand to `release`."""
     path = lock_path(folder)
     while True:
-        fd = _open(path)
+        fd = _open(path, folder)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

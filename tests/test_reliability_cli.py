@@ -31,7 +31,7 @@ from gan.training.checkpoint import list_checkpoints
         (["--seed", str(2**70)], "seeds must be between 0 and"),
         (["--interpolate", "--frames", "100000000"], "--frames must be between"),
         (["--out", "{tmp}"], "is a folder"),
-        (["--out", "{tmp}/file.txt/x.png"], "a part of its folder path is a file"),
+        (["--out", "{tmp}/file.txt/x.png"], "file.txt is a file, not a folder"),
     ],
 )
 def test_bad_sample_arguments_are_one_line(dcgan_export, tmp_path, capsys, args, expected):

@@ -17,7 +17,7 @@ from test_registry import PROTOCOL, RULE, candidate, make_export
 from test_reliability_writes import _mount, fill
 
 import gan.io
-from gan.data.shards import MANIFEST, load_split
+from gan.data.shards import MANIFEST, load_split, read_manifest
 from gan.errors import GanError
 from gan.io import HOST
 from gan.registry import Registry
@@ -91,6 +91,57 @@ def test_temp_of_a_live_preprocess_is_not_swept(tmp_path):
         (d / "train-00000.pt").write_bytes(b"half")
     run(src, out, resolution=8)
     assert alive.is_dir() and not dead.exists()
+
+
+DIE_BETWEEN_RENAMES = """
+import os, sys
+import gan.folders as f
+from gan.config import PreprocessConfig
+from gan.data.preprocess import preprocess
+
+f._exchange = lambda a, b: False  # a file system without RENAME_EXCHANGE: two renames
+rename = os.rename
+def rename_then_die(src, dst):
+    if str(src).endswith(".tmp"):  # the new folder's rename in: the old one is aside
+        os._exit(9)
+    rename(src, dst)
+os.rename = rename_then_die
+preprocess(PreprocessConfig(input=sys.argv[1], output=sys.argv[2], resolution=16))
+"""
+
+
+def test_kill_between_the_fallback_renames_never_loses_the_old_dataset(tmp_path):
+    """Where the swap is two renames, a kill between them leaves the old dataset aside and
+    no output folder: the next reader puts it back, and the next preprocess sweeps the rest."""
+    src, out = _images(tmp_path / "src"), tmp_path / "data" / "d"
+    old = run(src, out, resolution=8)
+    killed = subprocess.Popen([sys.executable, "-c", DIE_BETWEEN_RENAMES, str(src), str(out)])
+    assert killed.wait() == 9
+    new, aside, lock = _temps(out.parent)
+    assert not out.exists() and lock == ".d.lock"
+    assert new.startswith(f".d.{killed.pid}@{HOST}.") and aside == new + ".old"
+    assert read_manifest(out)["content_hash"] == old["content_hash"]  # put back by the reader
+    _still_the_old(out, old)
+    assert not any(t.endswith(".old") for t in _temps(out.parent))
+    run(src, out, resolution=16)
+    assert _temps(out.parent) == []  # the new one it had built is swept too
+
+
+def test_set_aside_folders_are_settled_only_once_their_process_is_gone(tmp_path):
+    """The old outputs of a swap whose new folder made it in are removed; a live process's
+    are left alone; without an output folder they are put back, by the next write too."""
+    src, out = _images(tmp_path / "src"), tmp_path / "d"
+    old = run(src, out, resolution=8)
+    finished = out.parent / f".d.{_dead_pid()}@{HOST}.aaaa1111.tmp.old"
+    alive = out.parent / f".d.{os.getpid()}@{HOST}.bbbb2222.tmp.old"
+    for d in (finished, alive):
+        (d / "train-00000.pt").parent.mkdir(parents=True)
+        (d / "train-00000.pt").write_bytes(b"outputs of the swap before")
+    other = out.parent / f".e.{_dead_pid()}@{HOST}.cccc3333.tmp.old"
+    out.rename(other)  # another folder's old outputs, its output folder gone
+    run(src, out, resolution=16)
+    assert not finished.exists() and alive.is_dir() and not other.exists()
+    _still_the_old(out.parent / "e", old)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Only regular files are replaced (#27): a write follows a symlink to its real file and keeps
 the link, goes into a character device or FIFO instead of renaming over it (`gan sample
 --out /dev/null`), and refuses a block device; `gan hpo apply` edits a symlinked params
-file's real file; `--out-dir` fills a symlinked folder's real folder."""
+file's real file; `--out-dir` fills a symlinked folder's real folder; a file where an
+output's folder path needs a folder is one error line naming both, in every stage."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_data_preprocess import grey, save
+from test_reliability_tracebacks import one_error
+from test_training import tiny
 
 from gan.cli import main
 from gan.errors import GanError
@@ -156,3 +160,41 @@ def test_hpo_apply_edits_a_symlinked_params_files_real_file(tmp_path, capsys):
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert yaml.safe_load(real.read_text())["train"]["batch_size"] == 32
     assert "# the winner goes here" in real.read_text()
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["train"], "{file}/t"),
+        (["preprocess"], "{file}/d"),
+        (["classifier"], "{file}/c"),
+        (["export-images", "--out", "{file}/x"], "{file}/x"),
+        (["sample", "--out-dir", "{file}/x", "-n", "2"], "{file}/x"),
+    ],
+    ids=lambda a: a[0] if isinstance(a, list) else None,
+)
+def test_a_file_in_an_output_path_is_one_error_naming_it(
+    digits16, dcgan_export, tmp_path, capsys, args, named
+):
+    """mkdir's FileExistsError was a traceback (after training, for `gan classifier`)."""
+    file = tmp_path / "file.txt"
+    file.write_text("not a folder")
+    for i in range(4):
+        save(tmp_path / "raw" / f"{i}.png", grey(60 * i))
+    train = tiny(digits16, tmp_path, runs_dir=str(file)).model_dump(
+        mode="json", exclude_defaults=True
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "preprocess": {"input": str(tmp_path / "raw"), "output": f"{file}/d", "resolution": 8},
+        "classifier": {"data": str(digits16), "output": f"{file}/c", "epochs": 1},
+        "train": train,
+    }))  # fmt: skip
+    args = [a.format(file=file) for a in args]
+    if args[0] == "export-images":
+        args += ["--data", str(digits16)]
+    if args[0] == "sample":
+        args += ["--model", str(dcgan_export), "--registry", str(tmp_path)]
+    line = one_error(capsys, main([*args, "-p", str(params)]))
+    assert line == f"error: {named.format(file=file)}: cannot write: {file} is a file, not a folder"
+    assert file.read_text() == "not a folder"

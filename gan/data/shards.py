@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from gan.errors import GanError
+from gan.folders import restore_set_aside
 from gan.io import load_torch, read_json, save_torch, write_json
 
 MANIFEST = "manifest.json"
@@ -138,7 +139,7 @@ def check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
 
 def read_manifest(processed_dir: str | Path) -> dict[str, Any]:
     processed_dir = Path(processed_dir)
-    if not processed_dir.is_dir():
+    if not restore_set_aside(processed_dir):  # or put back where a killed rewrite left it
         raise GanError(f"{processed_dir}: processed dataset not found (run `gan preprocess` first)")
     path = processed_dir / MANIFEST
     return check_manifest(read_json(path), path)

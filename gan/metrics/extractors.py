@@ -46,6 +46,7 @@ from torch_fidelity.helpers import vassert
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan.errors import GanError
+from gan.folders import restore_set_aside
 from gan.metrics.autoencoder import CONFIG as AUTOENCODER_CONFIG
 from gan.metrics.autoencoder import WEIGHTS as AUTOENCODER_WEIGHTS
 from gan.metrics.autoencoder import Autoencoder, load_autoencoder
@@ -267,7 +268,9 @@ OWN = {  # evaluate.extractor -> (the file the classifier stage writes, how to r
 
 
 def own_kind(directory: str | Path) -> str | None:
-    """Which of our extractors the classifier stage wrote into `directory`, if any."""
+    """Which of our extractors the classifier stage wrote into `directory`, if any (put back
+    first where a killed rewrite left it aside)."""
+    restore_set_aside(directory)
     return next((kind for kind, (f, _) in OWN.items() if (Path(directory) / f).is_file()), None)
 
 

@@ -92,14 +92,16 @@ def run_lock(cfg: TrainConfig, ranks: Ranks, owner: bool) -> Iterator[None]:
     """One training per run folder (gan/lock.py), held by the process that owns the run: a
     single process, or torchrun's rank 0 (every rank learns whether it got it). A rank that
     `spawn` started takes none: its launcher holds the lock."""
-    fd, error = None, None
+    fd, error, failed = None, None, None
     if owner and ranks.main:
         try:
             fd = acquire(cfg.run_dir, "gan train")
         except GanError as exc:  # every rank must hear of it, or the others wait
-            error = str(exc)
+            error, failed = str(exc), exc
     if owner and ranks.active:
         error = ranks.gather(error)[0]
+    if failed is not None:
+        raise failed  # as raised: a DiskError stops an HPO worker
     if error:
         raise GanError(error)
     try:
