@@ -46,7 +46,7 @@ def cmd_registry(args):
     root = args.registry or _params(args).promote.registry
     if args.action == "list":
         frame = registry.list_versions(root)
-        print(frame.to_string(index=False) if len(frame) else "registry is empty")
+        print(frame.to_string(index=False) if len(frame) else f"registry is empty: {root}")
     elif args.action == "show":
         _print(registry.show(root, args.version or "champion"))
     elif args.action == "rollback":
@@ -300,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `gan registry show | head` stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except GanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except GanError as exc:  # one `error:` line per problem (params: one per bad key)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full or read-only disk under a write gan.io does not own
         from gan.io import disk_error

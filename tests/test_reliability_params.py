@@ -84,6 +84,19 @@ def test_override_of_a_file_that_is_not_a_mapping(tmp_path):
         load_params(params, ["train.steps=3"])
 
 
+def test_each_bad_key_is_an_error_line_of_its_own(tmp_path, capsys):
+    """The second and later keys' lines had no `error:` in front (#27: one per bad input)."""
+    from gan.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  steps: -1\n  bogus: 1\n")
+    assert main(["train", "-p", str(params)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {params}: train.steps: Input should be greater than 0",
+        f"error: {params}: train.bogus: unknown key",
+    ]
+
+
 def test_the_project_params_files_still_load():
     for name in ("params.yaml", "params-cyclegan.yaml", "params-stylegan2.yaml"):
         if (REPO / name).exists():

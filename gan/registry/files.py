@@ -18,6 +18,9 @@ from gan.errors import GanError
 from gan.io import write_text
 
 DECISIONS = ("promoted", "rejected", "rollback")
+HISTORY = "history.jsonl"
+CHAMPION = "champion.json"
+MODELS = "models"
 
 
 def locate(root: str | os.PathLike) -> Path:
@@ -33,7 +36,23 @@ def locate(root: str | os.PathLike) -> Path:
         path = Path(os.environ["DVC_ROOT"]) / path
     if path.exists() and not path.is_dir():
         raise GanError(f"{path}: is a file, not a registry folder")
+    if path.is_dir() and not (path / HISTORY).exists():
+        _not_another_folder(path)
     return path
+
+
+def _not_another_folder(path: Path) -> None:
+    """Refuse a folder without a history that holds files of its own (a run, the registries'
+    parent folder): reading it as an empty registry, or promoting into it, hides the mistake.
+    An empty folder, or one with hidden files only, becomes a registry on the first promote."""
+    others = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    others = [name for name in others if name not in (CHAMPION, MODELS)]
+    if not others:
+        return
+    inside = sorted(str(p.parent) for p in path.glob(f"*/{HISTORY}"))
+    shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+    hint = f"; the registries in it: {', '.join(inside)}" if inside else ""
+    raise GanError(f"{path}: not a registry folder (no {HISTORY}; it holds {shown}){hint}")
 
 
 def _fail(path: Path, lineno: int, what: str) -> GanError:

@@ -41,13 +41,11 @@ import pandas as pd
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
 from gan.folders import replaced_dir
-from gan.io import FILE_MODE, clean_stale_temps, pid_alive, sha256_file, write_json
+from gan.io import FILE_MODE, clean_stale_temps, make_dirs, pid_alive, sha256_file, write_json
 from gan.registry import files
 from gan.registry.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 
-HISTORY = "history.jsonl"
-CHAMPION = "champion.json"
-MODELS = "models"
+HISTORY, CHAMPION, MODELS = files.HISTORY, files.CHAMPION, files.MODELS
 LOCK = ".lock"
 ROLLBACK = "rollback"
 _LEGACY_COPY = re.compile(r"\.v\d+\.tmp-(\d+)")
@@ -195,7 +193,7 @@ class Registry:
     # -- writing ---------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         with open(self.root / LOCK, "a") as f:  # the lock outlives every writer: never deleted
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
