@@ -276,7 +276,7 @@ class EvaluateConfig(Section):
     truth: str | None = None  # translation: a folder of exact translations, by test file path
     # a folder of images to score in place of run_dir's generator (`gan evaluate --images`)
     images: str | None = None
-    num_samples: int | None = Field(None, gt=0)  # default: size of the train split
+    num_samples: int | None = Field(None, ge=2)  # default: size of the train split
     batch_size: int = Field(64, gt=0, le=MAX_BATCH)
     seed: Seed = 0
     # default: every registered metric measured with an extractor (fid, kid, isc, prc, dc)

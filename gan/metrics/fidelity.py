@@ -205,6 +205,12 @@ def isc_metric(inputs: MetricInputs) -> dict[str, float]:
 
 
 def prc_metric(inputs: MetricInputs) -> dict[str, float]:
+    for what, side in (("samples", inputs.fake), ("reference images", inputs.real)):
+        if len(side["features"]) <= PRC_NEIGHBORHOOD:  # each side's k-th nearest neighbour
+            raise GanError(
+                f"precision and recall need more than {PRC_NEIGHBORHOOD} {what} (have "
+                f"{len(side['features'])}); score more, or leave prc out of evaluate.metrics"
+            )
     raw = prc_features_to_metric(
         inputs.fake["features"],
         inputs.real["features"],

@@ -23,7 +23,7 @@ from gan.device import Precision, cpu_threads, pick_device, pick_precision
 from gan.errors import GanError, Interrupted
 from gan.export import save_export
 from gan.grid import save_grid
-from gan.io import check_writable, clean_stale_temps, load_torch, read_json, write_json
+from gan.io import check_writable, clean_stale_temps, read_json, write_json
 from gan.lock import folder_lock
 from gan.losses import grad_norm
 from gan.models import get_family
@@ -66,11 +66,10 @@ def _restore(session: Session, cfg: TrainConfig) -> None:
 
     Every rank reads the same checkpoint; only rank 0 moves unfitting ones aside, after all
     have looked. An unreadable (e.g. truncated) newest checkpoint is renamed *.corrupt and
-    the newest intact one is used instead. A missing init_from fails even a resume, which
-    would not read it: the same params would fail when the run starts afresh."""
+    the newest intact one is used instead. A missing or unfitting init_from fails even a
+    resume, which does not use it: the same params would fail when the run starts afresh."""
     run_dir, ranks = cfg.run_dir, session.ranks
-    if cfg.init_from and not Path(cfg.init_from).is_file():  # resuming too (see above)
-        raise GanError(f"train.init_from {cfg.init_from}: file not found")
+    init = session.read_init_from(cfg.init_from)  # resuming too (see above)
     found = list_checkpoints(run_dir)
     resumed, aside, broken = False, bool(found), []
     if found and cfg.resume:
@@ -91,8 +90,8 @@ def _restore(session: Session, cfg: TrainConfig) -> None:
             where = f"moved to {moved}" if moved else "deleted (train.keep_set_aside: 0)"
             _log(f"checkpoints in {run_dir} are from other params or data; {where}")
     ranks.barrier()
-    if not resumed and cfg.init_from:
-        session.warm_start(load_torch(cfg.init_from), cfg.init_from)
+    if not resumed and init is not None:
+        session.warm_start(init, cfg.init_from)
         if ranks.main:
             _log(f"warm-started networks from {cfg.init_from}")
 

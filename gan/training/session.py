@@ -18,6 +18,8 @@ from gan.data.ada import DiscriminatorAugment
 from gan.data.shards import SplitData
 from gan.device import Precision
 from gan.errors import GanError
+from gan.io import load_torch
+from gan.messages import exception_line
 from gan.models import get_family
 from gan.models.family import DataInfo, GANFamily, OptimizerSpec, Phase, Schedule
 from gan.training.distributed import Ranks
@@ -255,10 +257,35 @@ class Session:
             ) from None
         self.step = int(state["step"])
 
-    def warm_start(self, state: dict[str, Any], source: str | Path) -> None:
-        """Initialise networks (only) from another run's checkpoint."""
-        try:
-            for k, net in self.family.nets.items():
-                net.load_state_dict(state["nets"][k])
-        except (KeyError, RuntimeError) as exc:
-            raise GanError(f"{source}: cannot warm-start from this checkpoint ({exc})") from None
+    def read_init_from(self, path: str | None) -> dict[str, Any] | None:
+        """train.init_from's checkpoint, once it is sure to fit the networks (None: none)."""
+        if not path:
+            return None
+        if not Path(path).is_file():
+            what = "a folder, not a checkpoint file" if Path(path).is_dir() else "file not found"
+            raise GanError(f"train.init_from {path}: {what}")
+        state = load_torch(path)
+        self.warm_start(state, path, check=True)
+        return state
+
+    def warm_start(self, state: dict[str, Any], source: str | Path, check: bool = False) -> None:
+        """Initialise networks (only) from another run's checkpoint; with `check`, only make
+        sure it would (a resume, which does not use it, still refuses what a start would)."""
+        nets = state.get("nets") if isinstance(state, dict) else None
+        if not isinstance(nets, dict):
+            raise GanError(
+                f"{source}: not a training checkpoint (no 'nets'); train.init_from takes "
+                "a run's checkpoints/ckpt-<step>.pt"
+            )
+        for k, net in self.family.nets.items():
+            if k not in nets:
+                raise GanError(f"{source}: cannot warm-start from it: it holds no {k} network")
+            try:
+                (copy.deepcopy(net) if check else net).load_state_dict(nets[k])
+            except (RuntimeError, TypeError, AttributeError) as exc:  # torch lists each key
+                problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+                first = exception_line(problems[0] if problems else exc, 160)
+                more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+                raise GanError(
+                    f"{source}: cannot warm-start {k}: another architecture ({first}{more})"
+                ) from None
