@@ -2,7 +2,8 @@
 (#27): threads beyond the cores, a missing init_from on resume, NaN exports, a file as
 registry, `--out x.jpg`, links out of the raw data folder, full disks under a registry copy
 and `--out-dir`, /proc as runs_dir, --trials -1, a params path that is a folder, torch
-files that fail to load, and Python warnings printed raw."""
+files that fail to load, and Python warnings printed raw; an init_from that is a folder,
+a folder that is no registry, and a study whose trials all failed."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from gan.metrics.core import generate_samples
 from gan.registry.promote import promote
 from gan.training.loop import train
 
-pytest_plugins = ["test_reliability_writes"]  # full_disk
+pytest_plugins = ["test_hpo_support", "test_reliability_writes"]  # params_file, full_disk
 
 
 def test_threads_beyond_the_cores_are_one_error(digits16, tmp_path):
@@ -46,6 +47,8 @@ def test_missing_init_from_fails_a_resume_too(digits16, tmp_path):
     resumed = cfg.model_copy(update={"steps": 8, "init_from": str(tmp_path / "gone.pt")})
     with pytest.raises(GanError, match=f"train.init_from {tmp_path / 'gone.pt'}: file not found"):
         train(resumed)
+    with pytest.raises(GanError, match=f"train.init_from {tmp_path}: a folder, not a checkpoint"):
+        train(resumed.model_copy(update={"init_from": str(tmp_path)}))  # was "file not found"
 
 
 def _nan_run(tmp_path: Path) -> Path:
@@ -74,6 +77,22 @@ def test_a_file_as_registry_is_one_error(tmp_path, capsys):
     for action in ("list", "show"):
         code = main(["registry", action, "-p", str(params), "--registry", str(params)])
         assert one_error(capsys, code) == f"error: {params}: is a file, not a registry folder"
+
+
+def test_a_folder_that_is_no_registry_is_one_error_naming_those_in_it(tmp_path, capsys):
+    """`--registry registry` (their parent) or a run folder read as "registry is empty"."""
+    parent = tmp_path / "registry"
+    (parent / "digits").mkdir(parents=True)
+    (parent / "digits" / "history.jsonl").write_text("")
+    for action in ("list", "show"):
+        code = main(["registry", action, "--registry", str(parent)])
+        assert one_error(capsys, code) == (
+            f"error: {parent}: not a registry folder (no history.jsonl; it holds digits); "
+            f"the registries in it: {parent / 'digits'}"
+        )
+    new = tmp_path / "new"  # no folder yet, or an empty one: nothing promoted there yet
+    assert main(["registry", "list", "--registry", str(new)]) == 0
+    assert capsys.readouterr().out.strip() == f"registry is empty: {new}"
 
 
 def test_sample_writes_the_format_its_suffix_names(dcgan_export, tmp_path, capsys):
@@ -165,6 +184,16 @@ def test_trials_below_one_and_a_params_folder_are_named(tmp_path, capsys):
     assert one_error(capsys, code) == "error: --trials must be at least 1, not -1"
     code = main(["train", "-p", str(tmp_path)])
     assert one_error(capsys, code) == f"error: {tmp_path}: is a folder, not a params file"
+
+
+def test_a_study_without_a_complete_trial_says_why_its_trials_failed(params_file, capsys):
+    """Its last line said only "no trial has completed yet"."""
+    code = main(["hpo", "run", "-p", str(params_file), "-S", "train.threads=1000000",
+                 "--trials", "1"])  # fmt: skip
+    assert one_error(capsys, code).endswith(
+        "no trial has completed yet (`gan hpo run`); trial 0 failed: train.threads 1000000: "
+        f"more than the {os.cpu_count()} CPU cores here (null: one each)"
+    )
 
 
 def _torch_bytes(obj) -> bytes:

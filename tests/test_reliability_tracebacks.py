@@ -1,16 +1,20 @@
 """The last tracebacks (#27), each now one `error:` line naming the file or key: a number of
 5,000 digits in params or best.json, a binary journal or best.json, a checkpoint whose
 step is a string, a label beyond int64, and a full disk under `gan classifier` and
-`gan hpo run` (a small tmpfs, skipped where mounting is not allowed)."""
+`gan hpo run` (a small tmpfs, skipped where mounting is not allowed), also once the journal's
+own disk fills after a trial; a torn journal line, too few images for precision/recall and
+a warm start from another architecture."""
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from test_reliability_writes import _mount
 from test_training import tiny
 
 from gan.cli import main
@@ -145,3 +149,104 @@ def test_hpo_run_on_a_full_disk_stops_with_the_disk_error(params_file, full_disk
     code = main(["hpo", "run", "-p", str(params_file), "-S", f"hpo.storage={journal}"])
     line = one_error(capsys, code)
     assert line == f"error: {journal}: cannot write: no space left on device"
+
+
+@pytest.fixture
+def roomy_disk(tmp_path):
+    disk = _mount(tmp_path / "disk", "size=512k")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_journal_disk_failing_after_a_trial_is_one_error(
+    params_file, roomy_disk, capsys, monkeypatch
+):
+    """Optuna's trial loop turned the failed write of the trial's end into an AssertionError
+    ("Should not reach.") traceback; once the disk takes writes again, the study goes on.
+    The disk goes read-only (a full tmpfs still takes appends into a file's last page)."""
+    import gan.hpo.objective
+
+    journal = roomy_disk / "optuna.journal"
+    trained = gan.hpo.objective.train
+
+    def train_then_fail(*args, **kwargs):
+        done = trained(*args, **kwargs)
+        subprocess.run(["mount", "-o", "remount,ro", str(roomy_disk)], check=True)
+        return done
+
+    monkeypatch.setattr(gan.hpo.objective, "train", train_then_fail)
+    run = ["hpo", "run", "-p", str(params_file), "-S", f"hpo.storage={journal}", "--trials", "1"]
+    line = one_error(capsys, main(run))
+    assert line == f"error: {journal}: cannot write: read-only file system"
+    monkeypatch.setattr(gan.hpo.objective, "train", trained)
+    subprocess.run(["mount", "-o", "remount,rw", str(roomy_disk)], check=True)
+    assert main(run) == 0, capsys.readouterr().err
+    assert "COMPLETE" in [t.state.name for t in _journal_trials(journal)]
+
+
+def _journal_trials(journal: Path) -> list[optuna.trial.FrozenTrial]:
+    from gan.hpo.storage import open_storage
+
+    return optuna.load_study(study_name=None, storage=open_storage(str(journal))).trials
+
+
+def test_torn_last_journal_line_is_dropped_with_one_warning(tmp_path):
+    """Optuna appends the next record onto a torn last line, and the merged line in the
+    middle of the journal would make the whole study unreadable."""
+    from gan.hpo.storage import open_storage
+
+    journal = tmp_path / "optuna.journal"
+    study = optuna.create_study(study_name="s", storage=open_storage(str(journal)))
+    study.enqueue_trial({"x": 1.0})
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "w", "tr')  # a full disk cut it
+    with pytest.warns(UserWarning, match=f"hpo.storage {journal}: removed a torn last line"):
+        storage = open_storage(str(journal))
+    assert journal.read_bytes() == whole
+    optuna.load_study(study_name="s", storage=storage).enqueue_trial({"x": 2.0})
+    assert len(_journal_trials(journal)) == 2  # every line still reads
+
+
+def test_too_few_images_for_precision_recall_is_one_error(params_file, tmp_path, capsys):
+    """torch-fidelity's kthvalue() RuntimeError, e.g. `gan evaluate --images` of a run folder
+    holding two PNGs."""
+    from PIL import Image
+
+    images = tmp_path / "few"
+    images.mkdir()
+    for i in range(3):
+        Image.new("L", (16, 16), 80 * i).save(images / f"{i}.png")
+    out = tmp_path / "report"
+    code = main(["evaluate", "-p", str(params_file), "--images", str(images), "--out", str(out)])
+    line = one_error(capsys, code)
+    assert line.startswith("error: precision and recall need more than 3 samples (have 3)")
+    params = ["evaluate", "-p", str(params_file), "-S", "evaluate.num_samples=1"]
+    assert "evaluate.num_samples: Input should be greater than or equal to 2" in one_error(
+        capsys, main(params)
+    )
+
+
+def test_warm_start_from_another_architecture_is_one_line(digits16, tmp_path, capsys):
+    """load_state_dict's message lists every key on a line of its own."""
+    first = tiny(digits16, tmp_path, steps=4, checkpoint_every=4, sample_every=4)
+    train(first)
+    ckpt = list_checkpoints(first.run_dir)[-1]
+    wider = tiny(
+        digits16,
+        tmp_path,
+        run="w",
+        init_from=str(ckpt),
+        model={"family": "dcgan", "z_dim": 8, "width": 16},
+    )
+    with pytest.raises(GanError) as raised:
+        train(wider)
+    message = str(raised.value)
+    assert message.startswith(f"{ckpt}: cannot warm-start G: another architecture (size mismatch")
+    assert "\n" not in message and "more)" in message
+    export = first.run_dir / "export" / "generator.safetensors"
+    with pytest.raises(GanError, match="not a training checkpoint .no 'nets'."):
+        train(tiny(digits16, tmp_path, run="x", init_from=str(export)))
+    resumed = first.model_copy(update={"steps": 8, "init_from": str(export)})
+    with pytest.raises(GanError, match="not a training checkpoint"):  # a resume refuses too
+        train(resumed)
+    assert list_checkpoints(first.run_dir)[-1] == ckpt  # nothing moved aside

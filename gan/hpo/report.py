@@ -74,7 +74,9 @@ def best_record(study: optuna.Study, hpo: HpoConfig) -> dict[str, Any]:
     """The best complete trial as a file's content: params as paths and as `-S` overrides."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise GanError(f"study {hpo.study}: no trial has completed yet (`gan hpo run`)")
+        failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        why = f"; trial {failed[-1].number} failed: {_reason(failed[-1])}" if failed else ""
+        raise GanError(f"study {hpo.study}: no trial has completed yet (`gan hpo run`){why}")
     best = _best(study, complete)
     counts = pd.Series([t.state.name.lower() for t in study.get_trials(deepcopy=False)])
     return {
@@ -149,7 +151,6 @@ def plot_history(study: optuna.Study, hpo: HpoConfig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from gan.io import write_bytes
 
     write_bytes(path, buf.getvalue())

@@ -26,11 +26,12 @@ import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, fail_stale_trials
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from gan.errors import GanError
-from gan.io import write_error
+from gan.io import make_dirs, write_error
 
 T = TypeVar("T")
 
@@ -66,7 +67,10 @@ def journal_errors(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapped(params, *args, **kwargs):
         try:
             return fn(params, *args, **kwargs)
-        except OSError as exc:
+        except Exception as raised:
+            exc = _os_error_in(raised)
+            if exc is None:
+                raise
             storage = params.hpo.storage
             path = exc.filename or (None if "://" in storage else storage)
             error = write_error(Path(path), exc) if path else None
@@ -86,15 +90,57 @@ def redacted(url: str) -> str:
         return url.split("@")[-1]
 
 
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """`exc` if an OSError, or the OSError it was raised while handling: Optuna's trial
+    loop turns a journal write that fails after a trial (a full disk) into an
+    AssertionError ("Should not reach.") raised in the OSError's `finally`."""
+    for _ in range(8):
+        if isinstance(exc, OSError):
+            return exc
+        if exc is None or isinstance(exc, GanError) or exc.__suppress_context__:
+            return None  # an error of ours already says what is wrong
+        exc = exc.__context__
+    return None
+
+
+def _drop_torn_tail(path: Path, backend: JournalFileBackend) -> None:
+    """Remove a last journal line without its newline: a write a full disk cut short.
+    Optuna would append the next record onto it, and one merged line in the middle makes
+    the whole journal unreadable. Done under the journal's own lock (no write is under way)."""
+
+    def torn() -> bool:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+
+    try:
+        if not torn():
+            return
+        with get_lock_file(backend._lock):  # Optuna's lock; no public way to take it
+            if not torn():
+                return
+            data = path.read_bytes()
+            os.truncate(path, data.rfind(b"\n") + 1)
+    except OSError:  # read-only: Optuna reads past a torn last line all the same
+        return
+    warnings.warn(
+        f"hpo.storage {path}: removed a torn last line (a write the disk cut short)", stacklevel=3
+    )
+
+
 def open_storage(url: str, heartbeat_seconds: int = 60) -> BaseStorage:
     """A journal file for a path, a database (with heartbeats) for a URL."""
     if "://" not in url:
         path = Path(url)
         if path.is_dir():
             raise GanError(f"hpo.storage {path}: is a folder, not an Optuna journal file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent, f"hpo.storage {path}")
         try:
-            return JournalStorage(JournalFileBackend(str(path)))
+            backend = JournalFileBackend(str(path))
+            _drop_torn_tail(path, backend)
+            return JournalStorage(backend)
         except OSError as exc:
             raise GanError(f"hpo.storage {path}: cannot read ({exc.strerror})") from None
         except Exception as exc:  # Optuna replays each line: any of them may be garbage
@@ -106,7 +152,7 @@ def open_storage(url: str, heartbeat_seconds: int = 60) -> BaseStorage:
     if url.startswith("postgresql://") and not find_spec("psycopg") and find_spec("psycopg2"):
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")  # SQLAlchemy 2 wants v3
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(url.removeprefix("sqlite:///")).parent, f"hpo.storage {url}")
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
