@@ -3,7 +3,7 @@
 STAGES, in pipeline order, is the one table the runners read:
 - `gan <stage>` (gan/cli.py) is a subcommand per entry, calling `Stage.run`;
 - the Prefect flows (flows/tasks.py) make a task per entry with its retry policy and, for
-  the cached stages, its cache inputs and output check;
+  the cached stages, its cache inputs and output check (gan/stage_cache.py);
 - the `stages:` of every dvc.yaml are written from it (gan/dvc_stages.py), and
   tests/test_stages.py fails while a committed dvc.yaml differs.
 So a new stage is one entry here. `code` lists the gan/ files and folders a stage runs:
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gan.errors import GanError
-from gan.io import read_json, sha256_file, sha256_tree
+from gan.stage_cache import classified, preprocessed, processed_content, tree_content
 
 if TYPE_CHECKING:
     from gan.config import Params
@@ -162,54 +162,6 @@ def retryable(exc: BaseException | None) -> bool:
     """A GanError means the input is wrong (bad data, bad params, a NaN loss): a retry
     cannot help. Anything else (I/O, a lost device, a killed thread) may pass."""
     return not isinstance(exc, GanError)
-
-
-# -- the cached stages' inputs and output checks ------------------------------------------
-
-
-def tree_content(path: str) -> str:
-    """Every file below `path` (raw images are not described anywhere else), or every file
-    a dataset file's reader opens (an IDX file's labels beside it too)."""
-    if Path(path).is_dir():
-        return sha256_tree(path)
-    if not Path(path).is_file():
-        return "missing"
-    from gan.data.sources import input_files
-
-    return "\n".join(f"{p.name}\0{sha256_file(p)}" for p in input_files(Path(path)))
-
-
-def processed_content(path: str) -> str:
-    """The content hash preprocess recorded for a processed dataset (no rehashing)."""
-    from gan.data.shards import MANIFEST
-
-    try:
-        return str(read_json(Path(path) / MANIFEST).get("content_hash"))
-    except GanError:
-        return "missing"
-
-
-def preprocessed(params: Params, manifest: dict[str, Any]) -> bool:
-    """Whether preprocess.output still holds the data `manifest` describes."""
-    return processed_content(params.preprocess.output) == manifest["content_hash"]
-
-
-def classified(params: Params, _result: Any) -> bool:
-    """Whether classifier.output still holds a classifier of today's data, intact."""
-    from gan.metrics.classifier import CONFIG, WEIGHTS
-
-    cfg = params.classifier
-    out = Path(cfg.output)
-    try:
-        meta = read_json(out / CONFIG)
-    except GanError:
-        return False
-    weights = out / WEIGHTS
-    return (
-        meta.get("data_content_hash") == processed_content(cfg.data)
-        and weights.is_file()
-        and sha256_file(weights) == meta.get("weights_sha256")
-    )
 
 
 # -- what `gan <stage>` prints ------------------------------------------------------------

@@ -20,7 +20,7 @@ from gan.cli import main
 from gan.data.loader import BatchLoader
 from gan.data.shards import load_split
 from gan.io import sha256_file
-from gan.stages import tree_content
+from gan.stage_cache import tree_content
 from gan.training.streams import Streams
 
 # ---------------------------------------------------------------- stylegan2-ada zip
