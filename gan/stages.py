@@ -188,6 +188,7 @@ def _dry_run_lines(report: dict[str, Any]) -> str:
 
 LOADS_PARAMS = (  # every stage reads and validates its params file
     "gan/config.py",
+    "gan/train_config.py",
     "gan/params_file.py",
     "gan/schema.py",
     "gan/paths.py",

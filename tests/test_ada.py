@@ -11,13 +11,14 @@ import yaml
 from conftest import assert_same_state, straight_and_resumed
 from test_training import tiny
 
-from gan.config import AdaConfig, AugmentConfig, OptimConfig, TrainConfig, dump_section
+from gan.config import TrainConfig, dump_section
 from gan.data.ada import COLOUR, GEOMETRIC, AdaptiveAugment, DiscriminatorAugment
 from gan.device import cpu_threads
 from gan.errors import GanError
 from gan.io import load_torch
 from gan.models import get_family
 from gan.models.family import DataInfo, StepContext
+from gan.train_config import AdaConfig, AugmentConfig, OptimConfig
 from gan.training.checkpoint import list_checkpoints
 from gan.training.fingerprint import fingerprinted
 from gan.training.loop import train

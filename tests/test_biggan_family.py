@@ -8,12 +8,12 @@ import torch
 from conftest import assert_same_state, digits_tensors, straight_and_resumed, write_dataset
 from test_training import tiny
 
-from gan.config import OptimConfig
 from gan.errors import GanError
 from gan.export import load_export
 from gan.models import get_family
 from gan.models.family import DataInfo
 from gan.sample import sample
+from gan.train_config import OptimConfig
 from gan.training.loop import train
 
 MODEL = {

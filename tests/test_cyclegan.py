@@ -7,7 +7,7 @@ import torch
 from conftest import assert_same_state, unpaired_tensors
 from PIL import Image
 
-from gan.config import OptimConfig, TrainConfig
+from gan.config import TrainConfig
 from gan.data.shards import SplitData
 from gan.data.unpaired import UnpairedLoader, load_size, random_crop
 from gan.errors import GanError
@@ -28,6 +28,7 @@ from gan.models.cyclegan import (
 from gan.models.family import DataInfo
 from gan.models.image_pool import ImagePool
 from gan.objectives import build_objective
+from gan.train_config import OptimConfig
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 from gan.training.session import lr_factor

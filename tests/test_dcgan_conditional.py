@@ -9,11 +9,12 @@ import torch
 from conftest import assert_same_state, digits_tensors, straight_and_resumed, write_dataset
 from test_training import tiny
 
-from gan.config import OptimConfig, TrainConfig, dump_section
+from gan.config import TrainConfig, dump_section
 from gan.errors import GanError
 from gan.export import load_export
 from gan.models.dcgan import DCGAN, DCGANConfig
 from gan.models.family import DataInfo, StepContext
+from gan.train_config import OptimConfig
 from gan.training.fingerprint import fingerprinted
 from gan.training.loop import train
 

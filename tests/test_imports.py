@@ -82,12 +82,15 @@ def package_of(path: Path) -> str:
 
 
 # Edges not followed: imports that only validate params and cannot change a stage's outputs.
-# gan.config imports gan.models in TrainConfig's validator to check train.model against the
-# family's options, gan.objectives to check train.model.loss against the objective registry,
-# and gan.metrics.registry to check metric names (evaluate.metrics,
+# gan.train_config imports gan.models in TrainConfig's validator to check train.model against
+# the family's options and gan.objectives to check train.model.loss against the objective
+# registry; gan.config imports gan.metrics.registry to check metric names (evaluate.metrics,
 # promote.primary_metric, hpo.objective); every stage loads (validates) all of params.yaml,
 # but only the stages that build models or measure run them, and those import them themselves.
-VALIDATION_ONLY = {"gan.config": {"gan.models", "gan.objectives", "gan.metrics.registry"}}
+VALIDATION_ONLY = {
+    "gan.config": {"gan.metrics.registry"},
+    "gan.train_config": {"gan.models", "gan.objectives"},
+}
 
 
 def closure(start: set[Path]) -> set[Path]:

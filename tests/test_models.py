@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from gan.config import OptimConfig, TrainConfig, dump_section
+from gan.config import TrainConfig, dump_section
 from gan.models.dcgan import DCGAN, DCGANConfig, Discriminator, Generator
 from gan.models.family import DataInfo
+from gan.train_config import OptimConfig
 from gan.training.fingerprint import fingerprinted
 
 

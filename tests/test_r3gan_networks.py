@@ -9,11 +9,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from gan.config import OptimConfig
 from gan.models import get_family
 from gan.models.family import DataInfo
 from gan.models.r3gan.blocks import ACTIVATION_GAIN, ResidualBlock
 from gan.models.r3gan.networks import Discriminator, Generator, Plan
+from gan.train_config import OptimConfig
 
 CIFAR = {"widths": [768] * 4, "cardinality": [96] * 4, "blocks": [2] * 4}
 FFHQ64 = {"widths": [768] * 4 + [384], "cardinality": [96] * 4 + [48], "blocks": [2] * 5}

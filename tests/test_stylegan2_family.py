@@ -8,13 +8,13 @@ from conftest import assert_same_state, straight_and_resumed
 from test_training import tiny
 
 from gan.cli import main
-from gan.config import OptimConfig
 from gan.errors import GanError
 from gan.export import load_export
 from gan.io import load_torch
 from gan.models import get_family
 from gan.models.family import DataInfo
 from gan.sample import sample
+from gan.train_config import OptimConfig
 from gan.training.checkpoint import list_checkpoints
 from gan.training.loop import train
 

@@ -38,7 +38,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from gan.config import AdaConfig, AugmentConfig
+from gan.train_config import AdaConfig, AugmentConfig
 from gan.data.augment import DiffAugment
 from gan.training.streams import Streams
 

@@ -15,13 +15,13 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from gan.config import ModelConfig
 from gan.data.unpaired import UnpairedLoader
 from gan.errors import GanError
 from gan.models.family import Batch, DataInfo, Fake, GANFamily, Phase, StepContext
 from gan.models.image_pool import ImagePool
 from gan.models.layers.init import dcgan_init
 from gan.objectives import Objective
+from gan.train_config import ModelConfig
 
 DIRECTIONS = ("AtoB", "BtoA")
 PREVIEW_IMAGES = 64  # fixed images per domain kept for the progress grid

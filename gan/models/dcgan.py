@@ -17,13 +17,13 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from gan.config import ModelConfig
 from gan.models.family import Batch, DataInfo, Fake, GANFamily, Phase, StepContext
 from gan.models.layers.conditional_norm import ConditionalBatchNorm2d
 from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
 from gan.models.layers.mbstd import MinibatchStdLayer
 from gan.models.layers.spectral import SNConv2d, SNEmbedding, SNLinear
 from gan.objectives import PenaltyInputs
+from gan.train_config import ModelConfig
 
 
 class DCGANConfig(ModelConfig):

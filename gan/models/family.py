@@ -16,10 +16,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from gan.config import EmaConfig, ModelConfig, OptimConfig
 from gan.errors import GanError
 from gan.models.export_graph import ExportGraph
 from gan.objectives import Objective, build_objective
+from gan.train_config import EmaConfig, ModelConfig, OptimConfig
 from gan.training.ema import ema_beta
 
 Batch = dict[str, torch.Tensor]

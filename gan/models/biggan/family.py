@@ -16,7 +16,6 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from gan.config import ModelConfig
 from gan.models.biggan.discriminator import Discriminator
 from gan.models.biggan.generator import Generator
 from gan.models.biggan.preset import auto
@@ -24,6 +23,7 @@ from gan.models.biggan.regularisation import orthogonal_regularisation
 from gan.models.biggan.sampling import resample_tails, truncated_normal
 from gan.models.family import DataInfo, GANFamily, Phase, StepContext
 from gan.objectives import PenaltyInputs
+from gan.train_config import ModelConfig
 
 # The official launch scripts' Adam settings, used when params.yaml does not set train.optim.
 DEFAULT_G_LR, DEFAULT_D_LR = 1e-4, 4e-4

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt, model_validator
 from torch import nn
 
-from gan.config import EmaConfig, ModelConfig
 from gan.models.family import Batch, DataInfo, GANFamily, Phase, Schedule, StepContext
 from gan.models.r3gan.networks import PER_STAGE, Discriminator, Generator, Plan
 from gan.models.r3gan.schedule import cosine
 from gan.objectives import Objective, PenaltyInputs
+from gan.train_config import EmaConfig, ModelConfig
 from gan.training.ema import half_life_beta
 
 # Adam of the official presets (lr 2e-4 and beta2 0.9 are the start of their schedules)

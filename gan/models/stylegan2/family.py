@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from gan.config import EmaConfig, ModelConfig
 from gan.errors import GanError
 from gan.losses import r1_penalty
 from gan.models.family import Batch, DataInfo, GANFamily, Phase, StepContext
@@ -26,6 +25,7 @@ from gan.models.stylegan2.generator import Generator
 from gan.models.stylegan2.preset import auto
 from gan.models.stylegan2.regularizers import PathLengthPenalty, mix_styles
 from gan.objectives import PenaltyInputs
+from gan.train_config import EmaConfig, ModelConfig
 from gan.training.ema import half_life_beta
 
 # Adam settings of the official configs, used when params.yaml does not set train.optim.
