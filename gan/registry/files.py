@@ -9,8 +9,10 @@ any other bad line is one error naming the file and the line.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,14 @@ def read_lines(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 def write_lines(path: Path, lines: list[str]) -> None:
     """Replace the history all-or-nothing (gan.io: temp file, fsync, rename, fsync of the dir)."""
     write_text(path, "".join(f"{line}\n" for line in lines))
+
+
+def json_safe(obj: Any) -> Any:
+    """Non-finite floats become null, so every history line is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj

@@ -10,9 +10,9 @@ Layout under the registry root:
 - ``champion.json``: the current champion's version and model dir, replaced atomically
   after every change, for tools that only want the pointer.
 - ``models/v<N>/``: a copy of each promoted export (generator.safetensors + .json) with
-  its metrics.json and protocol.json, so a champion outlives the run dir it came from;
-  with ``promote.onnx`` also the generator as ONNX (gan/onnx_export.py), whose files'
-  sha256 the record's ``export.onnx`` holds.
+  its metrics.json and protocol.json (gan/registry/copies.py), so a champion outlives the
+  run dir it came from; with ``promote.onnx`` also the generator as ONNX
+  (gan/onnx_export.py), whose files' sha256 the record's ``export.onnx`` holds.
 
 The decision rule (:func:`decide`) is a pure function; metrics measured under different
 protocols are never compared (docs/architecture.md, 'The model registry'). The registry is
@@ -25,12 +25,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,15 +39,14 @@ import pandas as pd
 
 from gan.errors import GanError
 from gan.export import CONFIG, WEIGHTS
-from gan.folders import replaced_dir
-from gan.io import FILE_MODE, clean_stale_temps, make_dirs, pid_alive, sha256_file, write_json
+from gan.io import make_dirs, sha256_file, write_json
 from gan.registry import files
+from gan.registry.copies import keep_copy, sweep_copies
 from gan.registry.decision import PROMOTED, Rule, decide, metric_value, protocol_differences
 
 HISTORY, CHAMPION, MODELS = files.HISTORY, files.CHAMPION, files.MODELS
 LOCK = ".lock"
 ROLLBACK = "rollback"
-_LEGACY_COPY = re.compile(r"\.v\d+\.tmp-(\d+)")
 
 # Evaluates a model dir under the current evaluation protocol: (metrics, protocol).
 Remeasure = Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]
@@ -89,17 +87,6 @@ def git_revision() -> str | None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats become null, so every history line is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 class Registry:
@@ -203,7 +190,7 @@ class Registry:
 
     def _append(self, record: dict[str, Any]) -> None:
         """The old lines verbatim plus this one, replacing the file all-or-nothing."""
-        line = json.dumps(_json_safe(record), sort_keys=True, allow_nan=False)
+        line = json.dumps(files.json_safe(record), sort_keys=True, allow_nan=False)
         _, lines = files.read_lines(self.history_path)
         files.write_lines(self.history_path, [*lines, line])
 
@@ -241,10 +228,10 @@ class Registry:
             ckpt = {"path": str(cand.checkpoint), "sha256": sha256_file(cand.checkpoint)}
         weights_sha = sha256_file(weights)
         with self._locked():
-            self._sweep_copies()
+            sweep_copies(self.models_dir)
             seen = self.find_export(weights_sha)
             if seen is not None:  # a rerun (dvc repro, a retried flow) of the same export
-                return {**_json_safe(seen), "duplicate": True}
+                return {**files.json_safe(seen), "duplicate": True}
             versions = [r["version"] for r in self.candidates()]
             version = max(versions, default=0) + 1
             before = self.champion()
@@ -292,7 +279,9 @@ class Registry:
                 "champion_remeasured": remeasured,
             }
             if verdict.promoted:
-                record["model_dir"], onnx_files = self._keep_copy(version, cand, weights_sha, onnx)
+                record["model_dir"], onnx_files = keep_copy(
+                    self.root, version, cand, weights_sha, onnx
+                )
                 if onnx_files:
                     export["onnx"] = onnx_files
             try:
@@ -302,40 +291,7 @@ class Registry:
                     shutil.rmtree(self.root / record["model_dir"], ignore_errors=True)
                 raise
             self._write_pointer()
-        return {**_json_safe(record), "duplicate": False}
-
-    def _keep_copy(
-        self, version: int, cand: Candidate, weights_sha: str, onnx: bool = False
-    ) -> tuple[str, dict[str, str]]:
-        """Copy the export into models/v<N>/ through a temp folder swapped into place (a
-        v<N> left by a crash before its history line was written is replaced); with
-        `onnx`, write its ONNX files there too. Returns the folder and the ONNX files'
-        sha256 by name."""
-        onnx_files: dict[str, str] = {}
-        rel = f"{MODELS}/v{version}"
-        with replaced_dir(self.root / rel) as tmp:
-            for name in (WEIGHTS, CONFIG):
-                shutil.copyfile(Path(cand.export_dir) / name, tmp / name)
-            if sha256_file(tmp / WEIGHTS) != weights_sha:
-                raise GanError(f"{cand.export_dir / WEIGHTS}: changed while being registered")
-            if onnx:
-                from gan.onnx_export import export_onnx
-
-                onnx_files = {f.name: sha256_file(f) for f in export_onnx(tmp)}
-            write_json(tmp / "metrics.json", _json_safe(cand.metrics))
-            write_json(tmp / "protocol.json", _json_safe(cand.protocol))
-            for f in tmp.iterdir():
-                os.chmod(f, FILE_MODE)
-        return rel, onnx_files
-
-    def _sweep_copies(self) -> None:
-        """Remove the temp copies of killed promotes, those whose process is gone (called
-        under the lock, so no live promote is copying anyway)."""
-        clean_stale_temps(self.models_dir, force=True)
-        for p in self.models_dir.glob(".v*.tmp-*"):  # older ganops named them .v<N>.tmp-<pid>
-            legacy = _LEGACY_COPY.fullmatch(p.name)
-            if legacy and not pid_alive(int(legacy[1])):
-                shutil.rmtree(p, ignore_errors=True)
+        return {**files.json_safe(record), "duplicate": False}
 
     def rollback(self, to: int | str = "previous", *, reason: str) -> dict[str, Any]:
         """Point the champion at another promoted version; "previous" is the latest promoted
