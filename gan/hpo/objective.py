@@ -41,11 +41,11 @@ from gan.metrics.core import (
     generate_samples,
     is_translation,
     reference_content_hash,
+    reference_split,
     score,
 )
 from gan.metrics.registry import Metric, metric_of, ranked_figures
 from gan.metrics.settings import FeatureCache, MeasureSettings, settings_from
-from gan.metrics.snapshot import reference_images
 from gan.metrics.translation import DIRECTIONS, translate_images
 from gan.models import get_family
 from gan.training.inference import inference_copy
@@ -105,7 +105,7 @@ def load_reference(
     settings = settings_from(evaluate, 0, extras=False)  # each measurement sets its count
     content_hash = reference_content_hash(train_cfg.data)
     translation = is_translation(get_family(train_cfg.model.family))
-    real = reference_images(train_cfg.data, settings.reference_split, translation)
+    _, real = reference_split(train_cfg.data, settings.reference_split, translation)
     trained = (
         checked_classifier(evaluate.classifier, content_hash, train_cfg.data)
         if classifier

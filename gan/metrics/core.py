@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from gan.data.shards import read_manifest
+from gan.data.shards import SplitData, load_split, read_manifest
 from gan.errors import GanError
 from gan.grid import to_uint8
 from gan.metrics.classifier import TrainedClassifier, load_classifier
@@ -56,6 +56,27 @@ def reference_content_hash(data: str | Path) -> str:
     if not content_hash:
         raise GanError(f"{Path(data) / 'manifest.json'}: no content_hash (rerun `gan preprocess`)")
     return content_hash
+
+
+def reference_split(
+    data: str | Path, split: str, translation: bool = False
+) -> tuple[SplitData, dict[str, torch.Tensor]]:
+    """The `split` of `data` and its images by domain: "" for one, A and B for a translation
+    family's; at least 2 each, as FID needs (evaluate, snapshots and HPO trials measure
+    against them)."""
+    part = load_split(data, split)
+    if translation:
+        real = {d: part.domain(i).images for i, d in enumerate("AB")}
+    else:
+        real = {"": part.images}
+    for d, images in real.items():
+        if len(images) < 2:
+            where = f" of domain {d}" if d else ""
+            raise GanError(
+                f"{data}: the {split!r} split needs at least 2 images{where} "
+                "(preprocess.test_fraction)"
+            )
+    return part, real
 
 
 def finite_uint8(images: torch.Tensor, source: str) -> torch.Tensor:

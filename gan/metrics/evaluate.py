@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from gan.config import EvaluateConfig
-from gan.data.shards import load_split, read_manifest
+from gan.data.shards import read_manifest
 from gan.device import pick_device
 from gan.errors import GanError
 from gan.export import load_export
@@ -56,6 +56,7 @@ from gan.metrics.core import (
     generate_samples,
     is_translation,
     reference_content_hash,
+    reference_split,
     score,
 )
 from gan.metrics.fidelity import compute_metrics, reference_cache_name
@@ -180,11 +181,7 @@ class Reference:
 
 def load_reference(cfg: EvaluateConfig, settings: MeasureSettings) -> Reference:
     content_hash = reference_content_hash(cfg.data)
-    split = load_split(cfg.data, settings.reference_split)
-    if len(split.images) < 2:
-        raise GanError(
-            f"{cfg.data}: the {settings.reference_split!r} split needs at least 2 images (preprocess.test_fraction)"
-        )
+    split, _ = reference_split(cfg.data, settings.reference_split)
     return Reference(content_hash, split.images, split.labels)
 
 

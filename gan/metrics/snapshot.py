@@ -21,10 +21,14 @@ import torch
 from torch import nn
 
 from gan.config import EvaluateConfig
-from gan.data.shards import load_split
-from gan.errors import GanError
 from gan.export import Exported
-from gan.metrics.core import generate_samples, is_translation, reference_content_hash, score
+from gan.metrics.core import (
+    generate_samples,
+    is_translation,
+    reference_content_hash,
+    reference_split,
+    score,
+)
 from gan.metrics.protocol import comparable_protocol
 from gan.metrics.settings import FeatureCache, MeasureSettings, settings_from
 from gan.metrics.translation import DIRECTIONS, translate_images
@@ -83,23 +87,5 @@ def load_judge(
     before the run trains."""
     settings = replace(settings_from(evaluate, samples, extras=False), seed=seed)
     content_hash = reference_content_hash(data)
-    real = reference_images(data, settings.reference_split, is_translation(family))
+    _, real = reference_split(data, settings.reference_split, is_translation(family))
     return SnapshotJudge(settings, real, FeatureCache(content_hash, evaluate.cache_dir, cuda))
-
-
-def reference_images(data: str | Path, split: str, translation: bool) -> dict[str, torch.Tensor]:
-    """The `split` images of `data` by domain: "" for one, A and B for a translation
-    family's; at least 2 each, as FID needs (snapshots and HPO trials measure against them)."""
-    part = load_split(data, split)
-    if translation:
-        real = {d: part.domain(i).images for i, d in enumerate("AB")}
-    else:
-        real = {"": part.images}
-    for d, images in real.items():
-        if len(images) < 2:
-            where = f" of domain {d}" if d else ""
-            raise GanError(
-                f"{data}: the {split!r} split needs at least 2 images{where} "
-                "(preprocess.test_fraction)"
-            )
-    return real
