@@ -250,3 +250,22 @@ def test_warm_start_from_another_architecture_is_one_line(digits16, tmp_path, ca
     with pytest.raises(GanError, match="not a training checkpoint"):  # a resume refuses too
         train(resumed)
     assert list_checkpoints(first.run_dir)[-1] == ckpt  # nothing moved aside
+
+
+def test_a_journal_lock_left_by_a_killed_worker_can_be_seen_as_stale(tmp_path, monkeypatch):
+    """Optuna's journal lock is a symlink to the journal; made from a relative path it
+    dangles, its age cannot be read, and a lock a killed worker left made the next
+    opener spin forever (seen in CI). The link must resolve to the journal."""
+    import os
+
+    from gan.hpo.storage import open_storage
+
+    monkeypatch.chdir(tmp_path)
+    storage = open_storage("runs/hpo/optuna.journal")
+    lock = storage._backend._lock
+    assert lock.acquire()  # held, as by a worker killed mid-write
+    try:
+        assert os.path.exists(lock._lock_file), "the lock symlink dangles"
+        assert Path(os.path.realpath(lock._lock_file)) == tmp_path / "runs/hpo/optuna.journal"
+    finally:
+        lock.release()

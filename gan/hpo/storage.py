@@ -138,7 +138,9 @@ def open_storage(url: str, heartbeat_seconds: int = 60) -> BaseStorage:
             raise GanError(f"hpo.storage {path}: is a folder, not an Optuna journal file")
         make_dirs(path.parent, f"hpo.storage {path}")
         try:
-            backend = JournalFileBackend(str(path))
+            # absolute: Optuna's lock is a symlink to this path, and a relative one dangles,
+            # so a lock left by a killed worker was never seen as stale (a busy loop forever)
+            backend = JournalFileBackend(str(path.absolute()))
             _drop_torn_tail(path, backend)
             return JournalStorage(backend)
         except OSError as exc:
