@@ -36,6 +36,11 @@ def zero_centred_penalty(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     from (x requires grad), averaged over the batch: R1 at reals, R2 at fakes. Given the
     logits a loss already uses, one D pass serves both, as R3GAN's trainer does."""
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return squared_norm(grad)
+
+
+def squared_norm(grad: torch.Tensor) -> torch.Tensor:
+    """A batch of image gradients' squared norms, averaged over the batch (R1, R2)."""
     return grad.float().pow(2).flatten(1).sum(1).mean()
 
 

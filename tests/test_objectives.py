@@ -14,6 +14,7 @@ from gan.config import TrainConfig
 from gan.data.shards import load_split
 from gan.device import pick_precision
 from gan.errors import GanError
+from gan.losses import zero_centred_penalty
 from gan.models import get_family
 from gan.models.family import DataInfo, StepContext
 from gan.objectives import OBJECTIVES, Objective, PenaltyInputs, build_objective, register_objective
@@ -98,6 +99,34 @@ def test_rpgan_pairs_each_fake_with_a_real_and_adds_r1_r2():
     assert logs["r1"].item() == pytest.approx(1.0) and logs["r2"].item() == pytest.approx(4.0)
     plain = rp.d_loss(critic(real), critic(fake))
     assert loss.item() == pytest.approx(plain.item() + 2.0 / 2 * 1.0 + 4.0 / 2 * 4.0, rel=1e-6)
+
+
+def test_r1_and_r2_from_one_backward_call_equal_two_calls():
+    """Given both logits, R1 and R2 come from one autograd call; their values and the
+    gradients they give D's weights are those of a call each."""
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.LazyLinear(1)
+    )
+    real, fake = torch.randn(3, 1, 6, 6), torch.randn(3, 1, 6, 6)
+    D(real)  # materialise the lazy layer
+
+    def penalties(joint: bool):
+        x, y = real.clone().requires_grad_(True), fake.clone().requires_grad_(True)
+        rl, fl = D(x).squeeze(1), D(y).squeeze(1)
+        inputs = PenaltyInputs(D, x, y, torch.Generator(), None, rl, fl)
+        if joint:
+            r1, r2 = inputs.r1(), inputs.r2()
+        else:
+            r1, r2 = zero_centred_penalty(x, rl), zero_centred_penalty(y, fl)
+        D.zero_grad()
+        (r1 + 3 * r2).backward()
+        return r1.detach(), r2.detach(), [p.grad for p in D.parameters() if p.grad is not None]
+
+    (a1, a2, ga), (b1, b2, gb) = penalties(True), penalties(False)
+    assert torch.allclose(a1, b1) and torch.allclose(a2, b2) and a1 > 0 and a2 > 0
+    assert len(ga) == len(gb) == 3  # the weights; the head's bias has no say in R1 or R2
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gb, strict=True))
 
 
 @pytest.mark.parametrize(

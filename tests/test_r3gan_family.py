@@ -94,14 +94,20 @@ def test_d_and_g_losses_are_the_official_trainers(digits16, tmp_path):
 
 
 def test_one_d_pass_serves_the_loss_and_both_penalties(digits16, tmp_path):
-    """D judges the reals and the fakes once each per D step (one augmentation draw each),
-    and R1/R2 differentiate those passes, as the official trainer does."""
+    """D judges the reals and the fakes once per D step, in one pass over both (one
+    augmentation draw), and R1/R2 differentiate that pass, as the official trainer's
+    two passes do: D mixes no samples, so judging the halves apart gives the same logits."""
     session = _session(r3_tiny(digits16, tmp_path))
+    D = session.family.nets["D"]
     passes = []
-    session.family.nets["D"].register_forward_hook(lambda *_: passes.append(1))
+    D.register_forward_hook(lambda *_: passes.append(1))
     d_phase = session.family.phases()[0]
     loss, logs = d_phase.loss(StepContext(0, batch=session.loader.next()))
-    assert len(passes) == 2 and float(logs["r1"]) > 0 and float(logs["r2"]) > 0
+    assert len(passes) == 1 and float(logs["r1"]) > 0 and float(logs["r2"]) > 0
+    x, c = torch.randn(6, 1, 16, 16), F.one_hot(torch.arange(6) % 3, D.c_dim).float()
+    with torch.no_grad():
+        whole, halves = D(x, c), torch.cat([D(x[:2], c[:2]), D(x[2:], c[2:])])
+    assert torch.allclose(whole, halves, atol=1e-5)
 
 
 def test_trains_with_the_official_adam_and_resumes_exactly(digits16, tmp_path):

@@ -154,7 +154,9 @@ class R3GAN(GANFamily):
         with torch.no_grad():
             fake = self._fake(real.shape[0], c).float()  # fp32 leaf: R2 differentiates at it
         fake.requires_grad_(True)
-        real_logits, fake_logits = self._d(real, c), self._d(fake, c)
+        n = real.shape[0]  # one D pass on both halves: D mixes no samples (no norm, no mbstd)
+        logits = self._d(torch.cat([real, fake]), None if c is None else torch.cat([c, c]))
+        real_logits, fake_logits = logits[:n], logits[n:]
         self.observe_real(real_logits)
         judge = PenaltyInputs(
             lambda x: self._d(x, c), real, fake, self.noise, None, real_logits, fake_logits
