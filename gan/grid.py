@@ -38,6 +38,14 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return x.round().to(torch.uint8)
 
 
+def require_finite(images: torch.Tensor, source: object, outcome: str) -> torch.Tensor:
+    """`images`, refusing NaN or inf: they would become black pixels in a grid or a score,
+    looking like a model's output. `outcome` says what was not done."""
+    if images.dtype != torch.uint8 and not bool(torch.isfinite(images).all()):
+        raise GanError(f"{source}: outputs NaN or inf (diverged or damaged weights); {outcome}")
+    return images
+
+
 def tile(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: int = 255) -> torch.Tensor:
     """NCHW images as one CHW picture of `nrow` columns with `padding` between them, as
     torchvision's make_grid lays it out (grey images become RGB; one image is returned

@@ -12,7 +12,7 @@ import torch
 
 from gan.errors import GanError
 from gan.export import load_export
-from gan.grid import image_format, save_gif, save_grid
+from gan.grid import image_format, require_finite, save_gif, save_grid
 from gan.pngs import write_pngs
 from gan.registry.resolve import resolve_model
 
@@ -114,11 +114,12 @@ def sample(
         G, family = exported.generator, exported.family
         generate = functools.partial(family.generate, G)
     scale = max(1, 64 // exported.data.resolution)
+    finite = functools.partial(require_finite, source=model, outcome="nothing written")
     with torch.inference_mode():
         if mix is not None:
             rows, cols = mix
             cut = crossover if crossover is not None else family.default_crossover(G)
-            images = family.mix_grid(G, rows, cols, cut, truncation)
+            images = finite(family.mix_grid(G, rows, cols, cut, truncation))
             return save_grid(images, out, nrow=len(cols) + 1, scale=scale)
         if interpolate is not None:
             walks = len(interpolate) >= 2 or (labels is not None and len(labels) >= 2)
@@ -130,7 +131,7 @@ def sample(
             if labels is not None and len(labels):
                 k = exported.data.num_classes
                 classes = _labels(labels, len(labels), k, exported.conditional).tolist()
-            walk = family.interpolate(G, interpolate, frames, truncation, labels=classes)
+            walk = finite(family.interpolate(G, interpolate, frames, truncation, labels=classes))
             real = Path(out).resolve()
             if not real.exists() or real.is_file():  # not beside a device: no /dev/null.gif
                 save_gif(walk, Path(out).with_suffix(".gif"), scale=scale)
@@ -139,13 +140,13 @@ def sample(
         rng = torch.Generator().manual_seed(seed)
         if out_dir is not None:
             batches = (
-                generate(
+                finite(generate(
                     min(BATCH, n - i), generator=rng, truncation=truncation,
                     labels=None if y is None else y[i : i + BATCH],
-                )
+                ))
                 for i in range(0, n, BATCH)
             )  # fmt: skip
             write_pngs(batches, out_dir)
             return Path(out_dir)
-        images = generate(n, generator=rng, labels=y, truncation=truncation)
+        images = finite(generate(n, generator=rng, labels=y, truncation=truncation))
     return save_grid(images, out, nrow=math.ceil(math.sqrt(n)))

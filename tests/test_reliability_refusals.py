@@ -71,6 +71,17 @@ def test_nan_export_is_neither_measured_nor_promoted(tmp_path):
     assert not (tmp_path / "registry").exists()
 
 
+def test_nan_export_draws_no_grid_and_no_pngs(tmp_path):
+    """`gan sample` refuses it too: black squares in a grid look like a model's output."""
+    from gan.sample import sample
+
+    run = _nan_run(tmp_path)
+    for kwargs in ({"out": tmp_path / "grid.png"}, {"out": None, "out_dir": tmp_path / "pngs"}):
+        with pytest.raises(GanError, match=f"{run}: outputs NaN or inf.*nothing written"):
+            sample(str(run), 4, **kwargs)
+    assert not (tmp_path / "grid.png").exists() and not (tmp_path / "pngs").exists()
+
+
 def test_a_file_as_registry_is_one_error(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  steps: 10\n")

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from gan.data.shards import SplitData, load_split, read_manifest
 from gan.errors import GanError
-from gan.grid import to_uint8
+from gan.grid import require_finite, to_uint8
 from gan.metrics.classifier import TrainedClassifier, load_classifier
 from gan.metrics.extractor_quality import SKILL_KEY, classifier_quality, warn_if_weak
 from gan.metrics.extractors import CLASSIFIER_PREFIX, Extractor
@@ -82,9 +82,7 @@ def reference_split(
 def finite_uint8(images: torch.Tensor, source: str) -> torch.Tensor:
     """A generator's [-1, 1] output as uint8, refusing NaN or inf: they would become black
     pixels, scored (FID in the hundreds) and ranked like any other images."""
-    if not bool(torch.isfinite(images).all()):
-        raise GanError(f"{source}: outputs NaN or inf (diverged or damaged weights); not measured")
-    return to_uint8(images)
+    return to_uint8(require_finite(images, source, "not measured"))
 
 
 @torch.no_grad()
