@@ -33,8 +33,8 @@ def r1_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) ->
 
 def zero_centred_penalty(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """The squared norm of the gradient of D's `logits` at the images `x` they were computed
-    from (x requires grad), averaged over the batch: R1 at reals, R2 at fakes. Given the
-    logits a loss already uses, one D pass serves both, as R3GAN's trainer does."""
+    from (x requires grad), averaged over the batch: R1 at reals, R2 at fakes (with both
+    logits at hand, `PenaltyInputs` takes the two from one call)."""
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return squared_norm(grad)
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from gan.losses import gradient_penalty, r1_penalty, squared_norm, zero_centred_penalty
+from gan.losses import gradient_penalty, r1_penalty, squared_norm
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -48,27 +48,33 @@ class PenaltyInputs:
 
     def r1(self) -> torch.Tensor:
         """The squared gradient norm of D at the real images (R1)."""
-        if self.real_logits is not None and self.fake_logits is not None:
-            return squared_norm(self._image_grads[0])
         if self.real_logits is not None:
-            return zero_centred_penalty(self.real, self.real_logits)
+            return squared_norm(self._image_grads["real"])
         return r1_penalty(self.critic, self.real)
 
     def r2(self) -> torch.Tensor:
         """The squared gradient norm of D at the fake images (R2)."""
-        if self.real_logits is not None and self.fake_logits is not None:
-            return squared_norm(self._image_grads[1])
         if self.fake_logits is not None:
-            return zero_centred_penalty(self.fake, self.fake_logits)
+            return squared_norm(self._image_grads["fake"])
         return r1_penalty(self.judge_fake, self.fake)
 
     @functools.cached_property
-    def _image_grads(self) -> tuple[torch.Tensor, ...]:
-        """D's gradients at the reals and at the fakes from one backward call: R1 and R2 then
-        walk D's graph once, not twice, and the loss's backward walks one double-backward
-        graph. The values are those of two calls: neither logit depends on the other's images."""
-        total = self.real_logits.sum() + self.fake_logits.sum()
-        return torch.autograd.grad(total, [self.real, self.fake], create_graph=True)
+    def _image_grads(self) -> dict[str, torch.Tensor]:
+        """D's gradients at the images whose logits were given, from one backward call: R1
+        and R2 walk D's graph once, not twice, and the loss's backward walks one
+        double-backward graph. The values are those of a call each: neither logit depends
+        on the other's images."""
+        given = {
+            k: (x, logits)
+            for k, x, logits in (
+                ("real", self.real, self.real_logits),
+                ("fake", self.fake, self.fake_logits),
+            )
+            if logits is not None
+        }
+        total = sum(logits.sum() for _, logits in given.values())
+        grads = torch.autograd.grad(total, [x for x, _ in given.values()], create_graph=True)
+        return dict(zip(given, grads, strict=True))
 
     def in_fp32(self) -> PenaltyInputs:
         """The images as fp32 (a fake made under bf16 autocast is bf16): penalties run with

@@ -70,6 +70,18 @@ def test_zip_entry_with_a_bad_crc(tmp_path):
     refused(src, tmp_path / "out", "cannot be read: corrupt archive")
 
 
+def test_zip_entry_packed_by_a_method_zipfile_lacks(tmp_path):
+    """A PPMd entry (7-Zip can write one): zipfile raises NotImplementedError, not
+    BadZipFile, and it is one error naming the archive all the same."""
+    src = stylegan_zip(tmp_path / "d.zip")
+    data = bytearray(src.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local, central
+        at = data.index(signature) + offset
+        data[at : at + 2] = (98).to_bytes(2, "little")  # 98: PPMd
+    src.write_bytes(bytes(data))
+    refused(src, tmp_path / "out", "compression method is not supported")
+
+
 def test_cifar_batch_not_whole_records(tmp_path):
     src = cifar_folder(tmp_path / "c")
     truncate(src / "data_batch_3.bin", 0.7)
