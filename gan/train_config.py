@@ -106,6 +106,25 @@ class ModelConfig(Section):
         return check_objective(v, cls.objectives)
 
 
+class PairingGammas(Section):
+    """`r1_gamma` and `r2_gamma` for `loss: rpgan` in a family whose own step has no R1
+    (DCGAN, BigGAN): (gamma / 2) * R1 on the reals and R2 on the fakes, added by the
+    objective. Another loss has no use for them, so setting one there is an error."""
+
+    r1_gamma: float = Field(0.0, ge=0.0)
+    r2_gamma: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _gammas_need_rpgan(self):
+        loss = getattr(self, "loss", None)
+        if loss != "rpgan" and (self.r1_gamma > 0 or self.r2_gamma > 0):
+            raise ValueError(
+                f"r1_gamma and r2_gamma are the rpgan loss's penalties; loss is {loss!r} "
+                "(set loss: rpgan, or leave the gammas at 0)"
+            )
+        return self
+
+
 class TrainConfig(Section):
     data: str = "data/processed/digits"
     runs_dir: str = "runs"

@@ -101,3 +101,11 @@ def test_unlabelled_data_is_refused_naming_the_data(tmp_path):
     data = write_dataset(tmp_path / "flat", images[:100], torch.zeros(100, dtype=torch.long))
     with pytest.raises(GanError, match=r"labelled data.*flat"):
         train(bg_tiny(data, tmp_path, steps=1))
+
+
+def test_rpgan_gammas_add_r1_and_r2_in_biggan(digits32, tmp_path):
+    from test_objectives import rpgan_with_gammas_logs_both_penalties
+
+    model = {"loss": "rpgan", "r1_gamma": 1.0, "r2_gamma": 0.5, "d_steps": 1}
+    cfg = bg_tiny(digits32, tmp_path, steps=2, log_every=1, model=model)
+    rpgan_with_gammas_logs_both_penalties(cfg)

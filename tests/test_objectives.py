@@ -144,6 +144,32 @@ def test_rpgan_trains_in_families_that_declare_it(digits16, tmp_path, model):
     assert torch.isfinite(torch.tensor(log["loss_G_main"].to_numpy())).all()
 
 
+def rpgan_with_gammas_logs_both_penalties(cfg):
+    """R3GAN's objective, penalties included, in a family without R1 of its own (issue
+    #25): the gammas reach the objective, and D's log shows both penalties."""
+    model = cfg.model
+    objective = get_family(model.family).build_objective(model)
+    assert (objective.r1_gamma, objective.r2_gamma) == (1.0, 0.5)
+    train(cfg)
+    log = pd.read_csv(cfg.run_dir / "log.csv")
+    for key in ("D_main_r1", "D_main_r2"):
+        assert (log[key] > 0).all(), key
+
+
+def test_rpgan_gammas_add_r1_and_r2_in_dcgan(digits16, tmp_path):
+    model = {"family": "dcgan", "z_dim": 8, "width": 8, "loss": "rpgan", "r1_gamma": 1.0,
+             "r2_gamma": 0.5}  # fmt: skip
+    rpgan_with_gammas_logs_both_penalties(
+        tiny(digits16, tmp_path, steps=2, model=model, log_every=1, batch_size=8)
+    )
+
+
+@pytest.mark.parametrize("family", ["dcgan", "biggan"])
+def test_gammas_without_rpgan_are_refused(family):
+    with pytest.raises(ValueError, match="r1_gamma and r2_gamma are the rpgan loss"):
+        TrainConfig(model={"family": family, "loss": "hinge", "r1_gamma": 1.0})
+
+
 def test_the_step_context_carries_fakes_and_a_phase_alone_makes_its_own(digits16, tmp_path):
     """D's phase leaves its fakes (with G's graph) in the step's context for G's phase; a G
     phase that finds none (run alone, or reuse off) generates afresh: nothing is kept on

@@ -23,10 +23,10 @@ from gan.models.layers.init import dcgan_init, norm_layer, stage_channels
 from gan.models.layers.mbstd import MinibatchStdLayer
 from gan.models.layers.spectral import SNConv2d, SNEmbedding, SNLinear
 from gan.objectives import PenaltyInputs
-from gan.train_config import ModelConfig
+from gan.train_config import ModelConfig, PairingGammas
 
 
-class DCGANConfig(ModelConfig):
+class DCGANConfig(PairingGammas, ModelConfig):
     family: Literal["dcgan"] = "dcgan"
     z_dim: int = Field(64, gt=0, le=4096)
     width: int = Field(32, gt=0, le=4096)  # channels at the finest stage; doubles per coarser stage

@@ -23,14 +23,14 @@ from gan.models.biggan.regularisation import orthogonal_regularisation
 from gan.models.biggan.sampling import resample_tails, truncated_normal
 from gan.models.family import DataInfo, GANFamily, Phase, StepContext
 from gan.objectives import PenaltyInputs
-from gan.train_config import ModelConfig
+from gan.train_config import ModelConfig, PairingGammas
 
 # The official launch scripts' Adam settings, used when params.yaml does not set train.optim.
 DEFAULT_G_LR, DEFAULT_D_LR = 1e-4, 4e-4
 DEFAULT_BETAS = (0.0, 0.999)
 
 
-class BigGANConfig(ModelConfig):
+class BigGANConfig(PairingGammas, ModelConfig):
     family: Literal["biggan"] = "biggan"
     ch: int = Field(64, gt=0, le=256)  # width multiplier of G (and of D unless d_ch is set)
     d_ch: int | None = Field(None, gt=0, le=256)
