@@ -21,7 +21,7 @@ PINNED_PRESETS = {
     "params.yaml": "69c9bd864580b253",
     "params-biggan.yaml": "34ceb32750fd9935",  # the #24 preset (study v3 winner, 2,000 steps, lr decay)
     "params-cyclegan.yaml": "279b82bfd5bd0f5e",
-    "params-stylegan2.yaml": "3cd162a0965ad5ab",  # the #24 preset (HPO winner, 6,000 steps, lr decay)
+    "params-stylegan2.yaml": "3850bf04dd2fad38",  # the #24 preset (R1 study winner gamma 1.0, 6,000 steps, lr decay)
 }
 PINNED_TRAIN = [
     ({}, "4b512fbe066971e9"),

@@ -17,12 +17,8 @@ from gan.hpo.space import get_path
 # docs/biggan.md: "How the preset was chosen").
 WINNERS = {
     "params-stylegan2.yaml": (
-        "digits-stylegan2-cifar",
-        {
-            "model.r1_gamma": 0.3091188915169646,
-            "optim.d_lr": 0.00490988764521659,
-            "optim.g_lr": 0.004478810880113511,
-        },
+        "digits-stylegan2-r1",
+        {"model.r1_gamma": 1.0},
     ),
     "params-biggan.yaml": (
         "digits-biggan-v3",
