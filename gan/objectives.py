@@ -169,11 +169,20 @@ def check_objective(name: str, supported: tuple[str, ...] | None) -> str:
     return name
 
 
+def objectives_with(option: str) -> list[str]:
+    """The registered objectives that have `option` among their options (fields)."""
+    return [name for name, cls in OBJECTIVES.items() if option in _options(cls)]
+
+
+def _options(cls: type[Objective]) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
 def build_objective(name: str, **options: Any) -> Objective:
     """The objective `name`, with those of `options` that are its fields (a family passes
     every loss setting it has; each objective takes what it knows)."""
     cls = OBJECTIVES[check_objective(name, None)]
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = _options(cls)
     return cls(**{k: v for k, v in options.items() if k in fields})
 
 

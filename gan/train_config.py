@@ -115,12 +115,16 @@ class PairingGammas(Section):
     r2_gamma: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="after")
-    def _gammas_need_rpgan(self):
-        loss = getattr(self, "loss", None)
-        if loss != "rpgan" and (self.r1_gamma > 0 or self.r2_gamma > 0):
+    def _gammas_need_an_objective_that_reads_them(self):
+        """Asked of the objective registry (an objective's options are its fields), so
+        any objective that declares the gammas takes them, not one named here."""
+        from gan.objectives import objectives_with
+
+        loss, readers = getattr(self, "loss", None), objectives_with("r1_gamma")
+        if (self.r1_gamma > 0 or self.r2_gamma > 0) and loss not in readers:
             raise ValueError(
-                f"r1_gamma and r2_gamma are the rpgan loss's penalties; loss is {loss!r} "
-                "(set loss: rpgan, or leave the gammas at 0)"
+                f"r1_gamma and r2_gamma are the {' or '.join(readers)} loss's penalties; "
+                f"loss is {loss!r} (set that loss, or leave the gammas at 0)"
             )
         return self
 
