@@ -127,8 +127,10 @@ class Objective(ABC):
         real_logits: torch.Tensor,
         fake_logits: torch.Tensor,
         inputs: PenaltyInputs | None = None,
+        penalty_scale: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """D's loss with its penalties, and the values the log shows."""
+        """D's loss with its penalties (times `penalty_scale`: k where they are lazy, every
+        k-th update), and the values the log shows."""
         real_logits, fake_logits = real_logits.float(), fake_logits.float()
         loss = self.d_loss(real_logits, fake_logits)
         logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
@@ -137,7 +139,7 @@ class Objective(ABC):
         with torch.autocast(real_logits.device.type, enabled=False):
             terms = self.d_penalties(inputs.in_fp32())
         for key, (value, weight) in terms.items():
-            loss = loss + weight * value
+            loss = loss + (weight * penalty_scale) * value
             logs[key] = value.detach()
         return loss, logs
 

@@ -109,10 +109,15 @@ class ModelConfig(Section):
 class PairingGammas(Section):
     """`r1_gamma` and `r2_gamma` for `loss: rpgan` in a family whose own step has no R1
     (DCGAN, BigGAN): (gamma / 2) * R1 on the reals and R2 on the fakes, added by the
-    objective. Another loss has no use for them, so setting one there is an error."""
+    objective. Another loss has no use for them, so setting one there is an error.
+
+    `penalty_every` k > 1 makes them lazy, as StyleGAN2's R1: on every k-th D update only
+    (counted across a step's D repeats), weighted by k, so the penalty per update is the
+    same on average at about 1/k of its cost (docs/architecture.md, "Objectives")."""
 
     r1_gamma: float = Field(0.0, ge=0.0)
     r2_gamma: float = Field(0.0, ge=0.0)
+    penalty_every: int = Field(1, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _gammas_need_an_objective_that_reads_them(self):
@@ -121,12 +126,24 @@ class PairingGammas(Section):
         from gan.objectives import objectives_with
 
         loss, readers = getattr(self, "loss", None), objectives_with("r1_gamma")
-        if (self.r1_gamma > 0 or self.r2_gamma > 0) and loss not in readers:
+        gammas = self.r1_gamma > 0 or self.r2_gamma > 0
+        if gammas and loss not in readers:
             raise ValueError(
                 f"r1_gamma and r2_gamma are the {' or '.join(readers)} loss's penalties; "
                 f"loss is {loss!r} (set that loss, or leave the gammas at 0)"
             )
+        if self.penalty_every > 1 and not gammas:
+            raise ValueError(
+                f"penalty_every is {self.penalty_every} but r1_gamma and r2_gamma are 0: "
+                "it spaces out their penalties (set a gamma, or leave penalty_every at 1)"
+            )
         return self
+
+    def penalty_weight(self, step: int, repeat: int, repeats: int) -> int:
+        """The factor on the penalties at D's `repeat`-th update of `step` (of `repeats` per
+        step): `penalty_every` on every k-th update, 0 (skipped) between."""
+        update = step * repeats + repeat
+        return 0 if update % self.penalty_every else self.penalty_every
 
 
 class TrainConfig(Section):

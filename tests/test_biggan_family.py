@@ -8,13 +8,17 @@ import torch
 from conftest import assert_same_state, digits_tensors, straight_and_resumed, write_dataset
 from test_training import tiny
 
+from gan.data.shards import load_split
+from gan.device import pick_precision
 from gan.errors import GanError
 from gan.export import load_export
+from gan.losses import r1_penalty
 from gan.models import get_family
-from gan.models.family import DataInfo
+from gan.models.family import DataInfo, StepContext
 from gan.sample import sample
 from gan.train_config import OptimConfig
 from gan.training.loop import train
+from gan.training.session import Session
 
 MODEL = {
     "family": "biggan",
@@ -109,3 +113,26 @@ def test_rpgan_gammas_add_r1_and_r2_in_biggan(digits32, tmp_path):
     model = {"loss": "rpgan", "r1_gamma": 1.0, "r2_gamma": 0.5, "d_steps": 1}
     cfg = bg_tiny(digits32, tmp_path, steps=2, log_every=1, model=model)
     rpgan_with_gammas_logs_both_penalties(cfg)
+
+
+def test_lazy_r1_r2_reuse_the_losss_two_d_passes(digits32, tmp_path):
+    """With `penalty_every` 2 and one D step per G step, D's updates of even steps carry
+    R1/R2 (weighted by 2) and the others none, and a penalised update judges the images no
+    more often than a plain one: the penalties differentiate the loss's logits, and equal
+    R1/R2 from judging again (D in eval mode: no power iteration between the two)."""
+    model = {"loss": "rpgan", "r1_gamma": 1.0, "r2_gamma": 0.5, "d_steps": 1,
+             "penalty_every": 2}  # fmt: skip
+    cfg = bg_tiny(digits32, tmp_path, steps=1, model=model)
+    session = Session(cfg, load_split(cfg.data, "train"), pick_precision(torch.device("cpu")))
+    fam, D = session.family, session.family.nets["D"]
+    D.eval()
+    passes = []
+    D.register_forward_hook(lambda *_: passes.append(1))
+    d_main = fam.phases()[0]
+    batch = session.loader.next()
+    _, due = d_main.loss(StepContext(0, batch=batch))
+    assert len(passes) == 2 and float(due["r1"]) > 0 and float(due["r2"]) > 0
+    _, skipped = d_main.loss(StepContext(1, batch=batch))
+    assert len(passes) == 4 and "r1" not in skipped
+    again = r1_penalty(lambda x: D(x, batch["labels"]), batch["images"])
+    assert float(due["r1"]) == pytest.approx(float(again), rel=1e-4)

@@ -99,6 +99,11 @@ def test_rpgan_pairs_each_fake_with_a_real_and_adds_r1_r2():
     assert logs["r1"].item() == pytest.approx(1.0) and logs["r2"].item() == pytest.approx(4.0)
     plain = rp.d_loss(critic(real), critic(fake))
     assert loss.item() == pytest.approx(plain.item() + 2.0 / 2 * 1.0 + 4.0 / 2 * 4.0, rel=1e-6)
+    # lazy (every 3rd update): the penalties weighted by 3; skipped, none at all
+    lazy, _ = rp.d_side(critic(real), critic(fake), inputs, penalty_scale=3)
+    assert lazy.item() == pytest.approx(plain.item() + 3 * (1.0 + 8.0), rel=1e-6)
+    skipped, logs = rp.d_side(critic(real), critic(fake), None)
+    assert skipped.item() == pytest.approx(plain.item(), rel=1e-6) and "r1" not in logs
 
 
 def test_r1_and_r2_from_one_backward_call_equal_two_calls():
@@ -168,6 +173,33 @@ def test_rpgan_gammas_add_r1_and_r2_in_dcgan(digits16, tmp_path):
 def test_gammas_without_rpgan_are_refused(family):
     with pytest.raises(ValueError, match="r1_gamma and r2_gamma are the rpgan loss"):
         TrainConfig(model={"family": family, "loss": "hinge", "r1_gamma": 1.0})
+    with pytest.raises(ValueError, match="penalty_every is 4 but r1_gamma and r2_gamma are 0"):
+        TrainConfig(model={"family": family, "loss": "rpgan", "penalty_every": 4})
+
+
+def test_lazy_penalties_fall_on_every_kth_d_update_across_repeats():
+    """`penalty_every` counts D's updates, not steps: with 2 D repeats per step and k = 3,
+    the updates 0, 3, 6, 9 (steps 0, 1, 3, 4) carry the penalties, weighted by 3."""
+    model = TrainConfig(
+        model={"family": "dcgan", "loss": "rpgan", "r1_gamma": 1.0, "penalty_every": 3}
+    ).model
+    weights = [model.penalty_weight(step, r, 2) for step in range(5) for r in range(2)]
+    assert weights == [3, 0, 0, 3, 0, 0, 3, 0, 0, 3]
+    every = TrainConfig(model={"family": "dcgan", "loss": "rpgan", "r1_gamma": 1.0}).model
+    assert {every.penalty_weight(step, r, 2) for step in range(5) for r in range(2)} == {1}
+
+
+def test_lazy_penalties_in_dcgan_log_their_latest_value(digits16, tmp_path):
+    """Every 4th of DCGAN's D updates (2 per step) penalised: the rows of steps 0, 2, 4
+    show fresh R1/R2 and the others repeat the latest, never a gap."""
+    model = {"family": "dcgan", "z_dim": 8, "width": 8, "loss": "rpgan", "r1_gamma": 1.0,
+             "r2_gamma": 0.5, "n_critic": 2, "penalty_every": 4}  # fmt: skip
+    cfg = tiny(digits16, tmp_path, steps=6, model=model, log_every=1, batch_size=8)
+    train(cfg)
+    r1 = pd.read_csv(cfg.run_dir / "log.csv")["D_main_r1"].to_numpy()
+    assert (r1 > 0).all() and len(r1) == 6
+    assert r1[1] == r1[0] and r1[3] == r1[2] and r1[5] == r1[4]
+    assert r1[2] != r1[0] and r1[4] != r1[2]
 
 
 def test_the_step_context_carries_fakes_and_a_phase_alone_makes_its_own(digits16, tmp_path):

@@ -64,10 +64,12 @@ class StepContext:
     of its choosing, and the phase that reuses them takes them out. Nothing a phase hands
     on lives on the family, so a phase run alone or in another order finds nothing and
     makes its own. `schedule` is the family's schedule at this step (empty for a phase
-    run without the trainer).
+    run without the trainer). `repeat` counts a phase's repeats within the step (0 first),
+    so a family can number its updates (e.g. D's, for penalties every k of them).
     """
 
     step: int
+    repeat: int = 0
     batch: Batch = field(default_factory=dict)
     fakes: dict[str, Fake] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)

@@ -114,8 +114,8 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
     """One training step: every phase due at `step`, each optimiser stepped once per repeat.
 
     Returns the log row on `measure` steps (numbers read from the device only then); a lazy
-    phase that did not run on this step shows the values of its latest run. Images seen
-    (img/s) count each real batch drawn once, however many phases look at it."""
+    phase that did not run on this step, or a term its repeats skipped, shows its latest.
+    Images seen (img/s) count each real batch drawn once, however many phases look at it."""
     grads: dict[str, torch.Tensor] = {}
     family, ctx = session.family, StepContext(step, schedule=session.scheduled(step))
     for phase in family.phases():
@@ -123,7 +123,7 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
             continue
         opt = session.optimizers[phase.optimizer]
         for i in range(phase.repeats):
-            last = i == phase.repeats - 1
+            last, ctx.repeat = i == phase.repeats - 1, i
             if i == 0 or last:  # the last repeat may also record the graph of another net
                 graph_for = phase.graph_for if last and session.cfg.reuse_fake else None
                 session.train_only(phase.optimizer, graph_for)
@@ -140,10 +140,11 @@ def run_phases(session: Session, step: int, measure: bool) -> dict[str, float]:
             if measure:
                 grads[f"gradnorm_{phase.name}"] = grad_norm(session.params_of(phase.optimizer))
             opt.step()
-        session.phase_logs[phase.name] = {
-            f"loss_{phase.name}": loss.detach(),
-            **{f"{phase.name}_{k}": v for k, v in extra.items()},
-        }
+            # merged, not replaced: a term a repeat skipped (a lazy penalty) keeps its latest
+            session.phase_logs.setdefault(phase.name, {}).update(
+                {f"loss_{phase.name}": loss.detach()}
+                | {f"{phase.name}_{k}": v for k, v in extra.items()}
+            )
     if not measure:
         return {}
     logged = {k: v for logs in session.phase_logs.values() for k, v in logs.items()}

@@ -185,15 +185,31 @@ class BigGAN(GANFamily):
         return self.nets["D"](self.augment(x), y)
 
     def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Where R1/R2 are due (`penalty_every`), the images require grad before D sees them,
+        so the penalties differentiate the loss's own logits: no D pass (nor power
+        iteration of its spectral norms) beyond the loss's two."""
         real, labels = ctx.batch["images"], ctx.batch["labels"]
         with torch.no_grad():
             fake, y = self._fake(real.shape[0])
+        weight = self.cfg.penalty_weight(ctx.step, ctx.repeat, self.cfg.d_steps)
+        penalised = weight > 0 and self.objective.penalises_gradients
+        if penalised:
+            real = real.detach().float().requires_grad_(True)
+            fake = fake.detach().float().requires_grad_(True)
         real_logits, fake_logits = self._d(real, labels), self._d(fake, y)
         self.observe_real(real_logits)
         judge = PenaltyInputs(
-            lambda x: self._d(x, labels), real, fake, self.noise, lambda x: self._d(x, y)
+            lambda x: self._d(x, labels),
+            real,
+            fake,
+            self.noise,
+            lambda x: self._d(x, y),
+            real_logits if penalised else None,
+            fake_logits if penalised else None,
         )
-        return self.objective.d_side(real_logits, fake_logits, judge)
+        return self.objective.d_side(
+            real_logits, fake_logits, judge if weight else None, penalty_scale=weight
+        )
 
     def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real, labels = ctx.batch["images"], ctx.batch["labels"]
