@@ -19,7 +19,7 @@ from gan.training.fingerprint import (
 # TRAIN_LATER_DEFAULTS and the unwritten-ada serializer), with data hash "h".
 PINNED_PRESETS = {
     "params.yaml": "69c9bd864580b253",
-    "params-biggan.yaml": "34ceb32750fd9935",  # the #24 preset (study v3 winner, 2,000 steps, lr decay)
+    "params-biggan.yaml": "f25f4d1f895ec5cd",  # the #24 preset (rpgan, lazy R1/R2 study winner)
     "params-cyclegan.yaml": "279b82bfd5bd0f5e",
     "params-stylegan2.yaml": "3850bf04dd2fad38",  # the #24 preset (R1 study winner gamma 1.0, 6,000 steps, lr decay)
 }

@@ -21,13 +21,8 @@ WINNERS = {
         {"model.r1_gamma": 1.0},
     ),
     "params-biggan.yaml": (
-        "digits-biggan-v3",
-        {
-            "ema.decay": 0.9959004982870521,
-            "model.d_steps": 4,
-            "optim.d_lr": 0.00022073321594005937,
-            "optim.g_lr": 0.0011769068198112956,
-        },
+        "digits-biggan-rp",
+        {"model.r1_gamma": 1.0},
     ),
 }
 
