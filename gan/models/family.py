@@ -69,10 +69,10 @@ class StepContext:
     """
 
     step: int
-    repeat: int = 0
     batch: Batch = field(default_factory=dict)
     fakes: dict[str, Fake] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)
+    repeat: int = 0
 
     def take_fake(self, key: str) -> Fake | None:
         return self.fakes.pop(key, None)
