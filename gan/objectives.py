@@ -129,12 +129,13 @@ class Objective(ABC):
         inputs: PenaltyInputs | None = None,
         penalty_scale: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """D's loss with its penalties (times `penalty_scale`: k where they are lazy, every
-        k-th update), and the values the log shows."""
+        """D's loss with its penalties (times `penalty_scale`: k on the updates where lazy
+        ones are due, 0 where they are skipped: none computed), and the values the log
+        shows."""
         real_logits, fake_logits = real_logits.float(), fake_logits.float()
         loss = self.d_loss(real_logits, fake_logits)
         logs = {"D_real": real_logits.detach().mean(), "D_fake": fake_logits.detach().mean()}
-        if inputs is None:
+        if inputs is None or penalty_scale == 0:
             return loss, logs
         with torch.autocast(real_logits.device.type, enabled=False):
             terms = self.d_penalties(inputs.in_fp32())

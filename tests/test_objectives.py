@@ -104,6 +104,8 @@ def test_rpgan_pairs_each_fake_with_a_real_and_adds_r1_r2():
     assert lazy.item() == pytest.approx(plain.item() + 3 * (1.0 + 8.0), rel=1e-6)
     skipped, logs = rp.d_side(critic(real), critic(fake), None)
     assert skipped.item() == pytest.approx(plain.item(), rel=1e-6) and "r1" not in logs
+    skipped, logs = rp.d_side(critic(real), critic(fake), inputs, penalty_scale=0)
+    assert skipped.item() == pytest.approx(plain.item(), rel=1e-6) and "r1" not in logs
 
 
 def test_r1_and_r2_from_one_backward_call_equal_two_calls():

@@ -303,9 +303,7 @@ class DCGAN(GANFamily):
             lambda x: self._d(x, labels), real, fake, self.noise, lambda x: self._d(x, y)
         )
         weight = self.cfg.penalty_weight(ctx.step, ctx.repeat, self.cfg.n_critic)
-        loss, logs = self.objective.d_side(
-            real_logits, fake_logits, judge if weight else None, penalty_scale=weight
-        )
+        loss, logs = self.objective.d_side(real_logits, fake_logits, judge, penalty_scale=weight)
         if real_class is not None:
             aux = F.cross_entropy(real_class.float(), labels)
             loss = loss + self.cfg.aux_weight * aux

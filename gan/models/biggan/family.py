@@ -207,9 +207,7 @@ class BigGAN(GANFamily):
             real_logits if penalised else None,
             fake_logits if penalised else None,
         )
-        return self.objective.d_side(
-            real_logits, fake_logits, judge if weight else None, penalty_scale=weight
-        )
+        return self.objective.d_side(real_logits, fake_logits, judge, penalty_scale=weight)
 
     def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real, labels = ctx.batch["images"], ctx.batch["labels"]
