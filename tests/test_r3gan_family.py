@@ -118,6 +118,32 @@ def test_trains_with_the_official_adam_and_resumes_exactly(digits16, tmp_path):
     assert g["betas"][0] == d["betas"][0] == 0.0
 
 
+def test_lazy_r1_r2_over_d_steps_weight_the_due_update(digits16, tmp_path):
+    """`d_steps` 2 and `penalty_every` 2: the first of a step's two D updates carries R1/R2
+    times 2 and the second is a plain update without them, so the penalty per update is the
+    official one on average."""
+    cfg = r3_tiny(digits16, tmp_path, model={"d_steps": 2, "penalty_every": 2})
+    session = _session(cfg)
+    fam, model = session.family, cfg.model
+    d_main = fam.phases()[0]
+    assert d_main.repeats == 2
+    batch = session.loader.next()
+    noise = fam.noise.get_state()
+    due, logs = d_main.loss(StepContext(3, batch=batch, repeat=0))
+    fam.noise.set_state(noise)
+    plain, skipped = d_main.loss(StepContext(3, batch=batch, repeat=1))
+    assert "r1" not in skipped and "r2" not in skipped
+    penalties = model.r1_gamma / 2 * logs["r1"] + model.r2_gamma / 2 * logs["r2"]
+    assert float(due) == pytest.approx(float(plain + 2 * penalties), rel=1e-5)
+
+
+def test_lazy_r1_r2_over_d_steps_resume_exactly(digits16, tmp_path):
+    model = {"d_steps": 2, "penalty_every": 3}  # due updates straddle the steps
+    _, _, a, b = straight_and_resumed(lambda d: r3_tiny(digits16, d, model=model), tmp_path)
+    for key in ("nets", "optimizers", "rng"):
+        assert_same_state(a[key], b[key], key)
+
+
 def test_the_ema_half_life_ramps_up_from_zero(digits16, tmp_path):
     """0 at the start (G_ema copies G), `ema_kimg` once the schedule's images are seen."""
     fam = _session(r3_tiny(digits16, tmp_path)).family

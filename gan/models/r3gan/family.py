@@ -22,7 +22,7 @@ from gan.models.family import Batch, DataInfo, GANFamily, Phase, Schedule, StepC
 from gan.models.r3gan.networks import PER_STAGE, Discriminator, Generator, Plan
 from gan.models.r3gan.schedule import cosine
 from gan.objectives import Objective, PenaltyInputs
-from gan.train_config import EmaConfig, ModelConfig
+from gan.train_config import EmaConfig, ModelConfig, PairingGammas
 from gan.training.ema import half_life_beta
 
 # Adam of the official presets (lr 2e-4 and beta2 0.9 are the start of their schedules)
@@ -30,8 +30,10 @@ DEFAULT_LR = 2e-4
 DEFAULT_BETAS = (0.0, 0.9)
 
 
-class R3GANConfig(ModelConfig):
-    """Defaults: the official CIFAR-10 preset (train.py --preset=CIFAR10)."""
+class R3GANConfig(PairingGammas, ModelConfig):
+    """Defaults: the official CIFAR-10 preset (train.py --preset=CIFAR10): one D update per
+    G update, R1 and R2 on every one. `d_steps` and `penalty_every` (lazy R1/R2, as BigGAN
+    takes them) are ganops' levers for a short CPU run, off by default."""
 
     family: Literal["r3gan"] = "r3gan"
     z_dim: int = Field(64, gt=0, le=4096)
@@ -48,6 +50,7 @@ class R3GANConfig(ModelConfig):
     loss: str = "rpgan"
     r1_gamma: float = Field(0.05, ge=0.0)  # R1 weight is gamma / 2 (official CIFAR-10: 0.05)
     r2_gamma: float = Field(0.05, ge=0.0)
+    d_steps: int = Field(1, ge=1, le=20)  # D updates per G update, each on its own real batch
     # The schedules (gan/models/r3gan/schedule.py): from their start to their end along
     # one cosine over decay_kimg thousand images (steps x batch), then constant.
     decay_kimg: float = Field(20000.0, gt=0.0)
@@ -133,7 +136,10 @@ class R3GAN(GANFamily):
     # -- objective -----------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         """D first, then G, each drawing its own real batch (the official iteration)."""
-        return [Phase("D_main", "D", self._d_main), Phase("G_main", "G", self._g_main)]
+        return [
+            Phase("D_main", "D", self._d_main, repeats=self.cfg.d_steps),
+            Phase("G_main", "G", self._g_main),
+        ]
 
     def _c(self, batch: Batch) -> torch.Tensor | None:
         """The real batch's classes, one-hot: D judges them and G's fakes are made of them."""
@@ -148,12 +154,14 @@ class R3GAN(GANFamily):
 
     def _d_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One D pass on the reals and the detached fakes serves the loss and R1/R2 (their
-        gradients at the images, before augmentation), as the official trainer's."""
-        real = ctx.batch["images"].detach().requires_grad_(True)
+        gradients at the images, before augmentation), as the official trainer's. An
+        update `penalty_every` skips leaves the images without grad: a plain D step."""
+        weight = self.cfg.penalty_weight(ctx.step, ctx.repeat, self.cfg.d_steps)
+        real = ctx.batch["images"].detach().requires_grad_(weight > 0)
         c = self._c(ctx.batch)
         with torch.no_grad():
             fake = self._fake(real.shape[0], c).float()  # fp32 leaf: R2 differentiates at it
-        fake.requires_grad_(True)
+        fake.requires_grad_(weight > 0)
         n = real.shape[0]  # one D pass on both halves: D mixes no samples (no norm, no mbstd)
         logits = self._d(torch.cat([real, fake]), None if c is None else torch.cat([c, c]))
         real_logits, fake_logits = logits[:n], logits[n:]
@@ -161,7 +169,9 @@ class R3GAN(GANFamily):
         judge = PenaltyInputs(
             lambda x: self._d(x, c), real, fake, self.noise, None, real_logits, fake_logits
         )
-        return self.objective_at(ctx).d_side(real_logits, fake_logits, judge)
+        return self.objective_at(ctx).d_side(
+            real_logits, fake_logits, judge, penalty_scale=weight
+        )
 
     def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = ctx.batch["images"]
