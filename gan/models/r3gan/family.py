@@ -169,9 +169,7 @@ class R3GAN(GANFamily):
         judge = PenaltyInputs(
             lambda x: self._d(x, c), real, fake, self.noise, None, real_logits, fake_logits
         )
-        return self.objective_at(ctx).d_side(
-            real_logits, fake_logits, judge, penalty_scale=weight
-        )
+        return self.objective_at(ctx).d_side(real_logits, fake_logits, judge, penalty_scale=weight)
 
     def _g_main(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real = ctx.batch["images"]
