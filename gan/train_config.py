@@ -107,9 +107,9 @@ class ModelConfig(Section):
 
 
 class PairingGammas(Section):
-    """`r1_gamma` and `r2_gamma` for `loss: rpgan` in a family whose own step has no R1
-    (DCGAN, BigGAN): (gamma / 2) * R1 on the reals and R2 on the fakes, added by the
-    objective. Another loss has no use for them, so setting one there is an error.
+    """`r1_gamma` and `r2_gamma` for `loss: rpgan` (DCGAN and BigGAN may take it; R3GAN's
+    only loss): (gamma / 2) * R1 on the reals and R2 on the fakes, added by the objective.
+    Another loss has no use for them, so setting one there is an error.
 
     `penalty_every` k > 1 makes them lazy, as StyleGAN2's R1: on every k-th D update only
     (counted across a step's D repeats), weighted by k, so the penalty per update is the
